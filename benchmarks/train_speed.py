@@ -1,0 +1,75 @@
+"""Training speed: the book's rule transcribed plainly vs the fast path, side by side.
+
+    python benchmarks/train_speed.py DATA_DIR [--impl reference fast] [--hidden 100 200]
+        [--dtype float64 float32] [--records N] [--epochs E] [--block B]
+
+DATA_DIR holds mnist_train.csv[.gz] and mnist_test.csv[.gz]. Prints one JSON object per
+run: impl, hidden_nodes, dtype, learning_rate, seed, records, epochs, records_per_s
+(training only, first epoch), performance (on the whole test set), and for the fast path
+the fraction of the arithmetic bound it reaches (4 * 784 * H flop per record at the
+machine's dense peak, --peak-gflops, default 55 as measured here).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from mynn.config import NetworkConfig  # noqa: E402
+from mynn.data import read_csv  # noqa: E402
+from mynn.train import DEFAULT_BLOCK, fit  # noqa: E402
+
+
+def find(data_dir: Path, stem: str) -> Path:
+    for name in (f"{stem}.csv.gz", f"{stem}.csv"):
+        if (data_dir / name).exists():
+            return data_dir / name
+    raise SystemExit(f"{data_dir}: neither {stem}.csv.gz nor {stem}.csv")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("data_dir", type=Path)
+    ap.add_argument("--impl", nargs="+", default=["reference", "fast"], choices=["reference", "fast"])
+    ap.add_argument("--hidden", nargs="+", type=int, default=[100, 200])
+    ap.add_argument("--dtype", nargs="+", default=["float64", "float32"], choices=["float64", "float32"])
+    ap.add_argument("--records", type=int, default=None, help="train on the first N records")
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--learning-rate", type=float, default=0.1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--block", type=int, default=DEFAULT_BLOCK)
+    ap.add_argument("--peak-gflops", type=float, default=55.0)
+    args = ap.parse_args(argv)
+
+    train = read_csv(find(args.data_dir, "mnist_train"))
+    test = read_csv(find(args.data_dir, "mnist_test"))
+    pixels, labels = train.pixels[: args.records], train.labels[: args.records]
+    # compile the kernel (both dtypes) before timing anything
+    for dtype in args.dtype:
+        fit(NetworkConfig(hidden_nodes=4, epochs=1, dtype=dtype), pixels[:8], labels[:8])
+    for hidden in args.hidden:
+        for dtype in args.dtype:
+            for impl in args.impl:
+                cfg = NetworkConfig(hidden_nodes=hidden, learning_rate=args.learning_rate,
+                                    epochs=args.epochs, seed=args.seed, dtype=dtype)
+                _, history = fit(cfg, pixels, labels, test=(test.pixels, test.labels),
+                                 impl=impl, block=args.block)
+                rate = history[0].records_per_s
+                bound = args.peak_gflops * 1e9 / (4 * 784 * hidden)
+                row = {"impl": impl, "hidden_nodes": hidden, "dtype": dtype,
+                       "learning_rate": args.learning_rate, "seed": args.seed,
+                       "records": int(len(pixels)), "epochs": args.epochs,
+                       "records_per_s": round(rate), "performance": history[-1].performance,
+                       "fraction_of_bound": round(rate / bound, 3)}
+                if impl == "fast":
+                    row["block"] = args.block
+                print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()

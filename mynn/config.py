@@ -1,0 +1,91 @@
+"""The one typed configuration of a network and its training."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+DType = Literal["float64", "float32"]
+Reduction = Literal["mean", "sum"]
+Backprop = Literal["book", "exact"]
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Hyper-parameters of the book's three-layer network and of its training.
+
+    The defaults are the book's final code: 200 hidden nodes, lr 0.1, 5 epochs. Every
+    option beyond the book (float32, mini-batches, exact backprop) is off by default.
+    """
+
+    hidden_nodes: int = field(default=200, metadata={"ge": 1, "le": 100_000})
+    # H: nodes in the hidden layer; the weights are wih (H, 784) and who (10, H)
+    learning_rate: float = field(default=0.1, metadata={"gt": 0.0, "le": 100.0})
+    # lr: step size of every weight update
+    epochs: int = field(default=5, metadata={"ge": 1, "le": 1000})
+    # passes over the training records, always in file order (no shuffling)
+    seed: int = field(default=0, metadata={"ge": 0, "le": 2**63 - 1})
+    # seeds numpy's Generator, which draws the initial weights (nothing else is random)
+    dtype: DType = "float64"
+    # arithmetic precision; the book's is float64, float32 is an option
+    batch_size: int = field(default=1, metadata={"ge": 1, "le": 60_000})
+    # records per weight update; 1 is the book's per-record rule
+    batch_reduction: Reduction = "mean"
+    # with batch_size > 1: the update is the mean (default) or the sum of the records' updates
+    backprop: Backprop = "book"
+    # hidden error: "book" sends e_o back (the book's rule), "exact" sends e_o * o * (1 - o)
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("dtype", "batch_reduction", "backprop"):
+                allowed = {"dtype": ("float64", "float32"), "batch_reduction": ("mean", "sum"),
+                           "backprop": ("book", "exact")}[f.name]
+                if value not in allowed:
+                    raise ValueError(f"NetworkConfig.{f.name}: {value!r} is not one of {allowed}")
+                continue
+            kind = int if f.type in ("int", int) else float
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"NetworkConfig.{f.name}: {value!r} is not a number")
+            if kind is int and not float(value).is_integer():
+                raise ValueError(f"NetworkConfig.{f.name}: {value!r} is not a whole number")
+            if not math.isfinite(float(value)):
+                raise ValueError(f"NetworkConfig.{f.name}: {value!r} is not finite")
+            bounds = f.metadata
+            if "ge" in bounds and value < bounds["ge"]:
+                raise ValueError(f"NetworkConfig.{f.name}: {value!r} is below {bounds['ge']}")
+            if "gt" in bounds and value <= bounds["gt"]:
+                raise ValueError(f"NetworkConfig.{f.name}: {value!r} must be above {bounds['gt']}")
+            if "le" in bounds and value > bounds["le"]:
+                raise ValueError(f"NetworkConfig.{f.name}: {value!r} is above {bounds['le']}")
+            object.__setattr__(self, f.name, kind(value))
+
+    @property
+    def is_book_rule(self) -> bool:
+        """True when training follows the book exactly (float64, per record, book backprop)."""
+        return self.dtype == "float64" and self.batch_size == 1 and self.backprop == "book"
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as plain JSON-able values."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "NetworkConfig":
+        """Build from a dict; unknown keys are an error naming them."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"NetworkConfig: unknown field(s) {unknown}")
+        return cls(**values)
+
+    def run_name(self) -> str:
+        """A short name from the parameters, e.g. ``h200-lr0.1-e5-s0`` (options appended)."""
+        name = f"h{self.hidden_nodes}-lr{self.learning_rate:g}-e{self.epochs}-s{self.seed}"
+        if self.dtype != "float64":
+            name += "-f32"
+        if self.batch_size != 1:
+            name += f"-b{self.batch_size}{self.batch_reduction}"
+        if self.backprop != "book":
+            name += "-exact"
+        return name

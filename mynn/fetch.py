@@ -1,0 +1,538 @@
+"""The download step of the MNIST pipeline: get the train and test CSV files into the cache.
+
+A *source* names where the files live (:func:`resolve_source`); :func:`fetch` copies each
+file into a content-addressed cache and reports what it did::
+
+    result = fetch("shipped")            # or "shipped-small", "book", a dir, file://, http(s)://
+    result.train.path                    # cache_dir/files/<sha256>/mnist_train.csv.gz
+
+Cache layout (``cache_dir`` defaults to :func:`mynn.paths.cache_dir`)::
+
+    files/<sha256>/<filename>     the bytes, named by their digest (never edited in place)
+    index/<sha256 of url>.json    url -> digest, so a second fetch of a URL transfers nothing
+
+Every file, local or remote, is streamed in chunks to a temporary file in the cache dir,
+hashed on the way, checked against its known digest and only then moved into place with
+``os.replace``; after a failure no temporary file is left behind. Known digests come from
+the shipped ``SHA256SUMS`` (by file name) and from the caller (``expected_sha256``).
+
+Only the standard library is used (urllib for HTTP).
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import re
+import ssl
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import IO, Literal
+
+from mynn import paths
+
+__all__ = [
+    "BOOK_BASE_URL",
+    "DigestMismatchError",
+    "FetchError",
+    "FetchResult",
+    "FetchedFile",
+    "Progress",
+    "SPLITS",
+    "Source",
+    "UnverifiedDownloadWarning",
+    "fetch",
+    "known_digests",
+    "resolve_source",
+]
+
+Split = Literal["train", "test"]
+SPLITS: tuple[Split, ...] = ("train", "test")
+
+#: Where the book's own repository keeps its MNIST CSV files.
+BOOK_BASE_URL = (
+    "https://raw.githubusercontent.com/makeyourownneuralnetwork/"
+    "makeyourownneuralnetwork/master/mnist_dataset/"
+)
+
+#: ``progress(filename, bytes_done, bytes_total_or_None)``
+Progress = Callable[[str, int, int | None], None]
+
+_CHUNK = 64 * 1024
+_PROGRESS_EVERY = 1024 * 1024
+_FULL = {"train": ("mnist_train.csv.gz", "mnist_train.csv"), "test": ("mnist_test.csv.gz", "mnist_test.csv")}
+_SMALL = {"train": ("mnist_train_100.csv",), "test": ("mnist_test_10.csv",)}
+_BOOK = {"train": ("mnist_train.csv",), "test": ("mnist_test.csv",)}
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_USER_AGENT = "mynn-fetch/1 (Python urllib)"
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+class FetchError(Exception):
+    """A file could not be fetched (``url`` names it when known)."""
+
+    def __init__(self, message: str, url: str | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class DigestMismatchError(FetchError):
+    """The bytes' SHA-256 differs from the known digest; never retried, never cached."""
+
+    def __init__(self, url: str, expected: str, actual: str) -> None:
+        super().__init__(f"{url}: sha256 mismatch: expected {expected}, got {actual}", url)
+        self.expected = expected
+        self.actual = actual
+
+
+class UnverifiedDownloadWarning(UserWarning):
+    """A file came over plain http and no digest was known to check it against."""
+
+
+class _ShortTransfer(Exception):
+    """Fewer bytes arrived than the Content-Length promised (retryable)."""
+
+
+class _NotFound(Exception):
+    """The candidate does not exist at the source (HTTP 404 / missing local file)."""
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the MNIST files live and which file names to try, in order, for each split.
+
+    ``location`` is a base URL ending in ``/`` (``remote``) or an absolute directory.
+    """
+
+    spec: str
+    location: str
+    remote: bool
+    train: tuple[str, ...]
+    test: tuple[str, ...]
+
+    def candidates(self, split: str) -> tuple[str, ...]:
+        """The file names to try for ``split`` ("train" or "test"), first choice first."""
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+        return self.train if split == "train" else self.test
+
+    def url(self, filename: str) -> str:
+        """The URL of one file of this source (``file://`` for local ones)."""
+        name = _check_name(filename)
+        if self.remote:
+            return self.location + urllib.parse.quote(name)
+        return (Path(self.location).resolve() / name).as_uri()
+
+
+def resolve_source(source: str = "shipped") -> Source:
+    """Turn a source name into a :class:`Source` (nothing is read or downloaded).
+
+    ``"shipped"``: the repo's ``data/mnist`` (``mnist_train.csv.gz``, else ``mnist_train.csv``);
+    ``"shipped-small"``: the book's 100/10-record subsets in that folder; ``"book"``: the book's
+    own web addresses (plain ``mnist_train.csv``/``mnist_test.csv``); a local directory; a
+    ``file://`` URL of a directory; an ``http://``/``https://`` base URL (``.gz`` tried first).
+    """
+    if not isinstance(source, str) or not source:
+        raise ValueError(f"source must be a non-empty string, not {source!r}")
+    if source == "shipped":
+        return Source(source, str(paths.data_dir()), False, _FULL["train"], _FULL["test"])
+    if source == "shipped-small":
+        return Source(source, str(paths.data_dir()), False, _SMALL["train"], _SMALL["test"])
+    if source == "book":
+        return Source(source, BOOK_BASE_URL, True, _BOOK["train"], _BOOK["test"])
+    parts = urllib.parse.urlsplit(source)
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https"):
+        if not parts.netloc:
+            raise FetchError(f"{source}: no host in URL", source)
+        if parts.query or parts.fragment:
+            raise FetchError(f"{source}: a base URL takes no query or fragment", source)
+        base = source if source.endswith("/") else source + "/"
+        return Source(source, base, True, _FULL["train"], _FULL["test"])
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise FetchError(f"{source}: only local file:// URLs are supported", source)
+        directory = Path(urllib.request.url2pathname(parts.path))
+    elif len(scheme) > 1 and "://" in source:  # (one letter: a Windows drive)
+        raise FetchError(f"{source}: unsupported URL scheme {scheme!r}", source)
+    else:
+        directory = Path(source).expanduser()
+    directory = directory.resolve()
+    if not directory.is_dir():
+        raise FetchError(f"{source}: no such directory {directory}", source)
+    return Source(source, str(directory), False, _FULL["train"], _FULL["test"])
+
+
+def known_digests() -> dict[str, str]:
+    """The digests listed in the shipped ``SHA256SUMS``, by file name (empty if absent)."""
+    try:
+        text = (paths.data_dir() / "SHA256SUMS").read_text(encoding="utf-8")
+    except OSError:
+        return {}
+    digests: dict[str, str] = {}
+    for line in text.splitlines():
+        fields = line.strip().split(None, 1)
+        if len(fields) == 2 and _HEX64.fullmatch(fields[0].lower()):
+            digests[fields[1].lstrip("*")] = fields[0].lower()
+    return digests
+
+
+# ----------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class FetchedFile:
+    """One file in the cache and how it got there."""
+
+    split: str
+    path: Path  # cache_dir/files/<sha256>/<filename>
+    sha256: str
+    bytes_transferred: int  # 0 on a cache hit
+    cache_hit: bool
+    verified: bool  # the digest was checked against a known one
+    url: str  # where it came from (file:// for local sources)
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """What :func:`fetch` did for each split; ``result["train"]`` works too."""
+
+    source: Source
+    train: FetchedFile
+    test: FetchedFile
+
+    def __getitem__(self, split: str) -> FetchedFile:
+        if split not in SPLITS:
+            raise KeyError(split)
+        return self.train if split == "train" else self.test
+
+
+# ----------------------------------------------------------------------------- fetch
+
+
+def fetch(
+    source: str | Source = "shipped",
+    cache_dir: str | os.PathLike[str] | None = None,
+    *,
+    expected_sha256: Mapping[str, str] | None = None,
+    retries: int = 3,
+    backoff: float = 0.5,
+    timeout: float = 30,
+    progress: Progress | None = None,
+) -> FetchResult:
+    """Bring the train and test files of ``source`` into the cache and return where they are.
+
+    For each split, the candidate names are first looked up in the cache (a file with a known
+    digest by that digest; otherwise by the index entry of its URL, which for local sources
+    also needs the source's size and mtime unchanged); a cached file is re-hashed and, if
+    missing or corrupt, fetched again. Otherwise the candidates are tried in order: a missing
+    file / HTTP 404 moves on to the next one.
+
+    ``expected_sha256`` maps a file name (``"mnist_train.csv"``) or a split (``"train"``) to a
+    hex digest; it overrides ``SHA256SUMS``. A file with no known digest is accepted, marked
+    unverified and, over plain http, warned about (:class:`UnverifiedDownloadWarning`).
+
+    Network errors (connection errors, timeouts, truncated bodies, HTTP 5xx/408/429) are
+    retried ``retries`` times after the first attempt, sleeping ``backoff * 2**n`` seconds.
+    Raises :class:`DigestMismatchError` on a wrong digest (at once) and :class:`FetchError`
+    for anything else that fails. ``progress(filename, done, total)`` is called about every
+    MiB of a transfer and once at its end (not on cache hits).
+    """
+    src = source if isinstance(source, Source) else resolve_source(source)
+    if retries < 0 or backoff < 0 or timeout <= 0:
+        raise ValueError("retries and backoff must be >= 0 and timeout > 0")
+    known = known_digests()
+    caller = {}
+    for key, digest in (expected_sha256 or {}).items():
+        if not isinstance(digest, str) or not _HEX64.fullmatch(digest.lower()):
+            raise ValueError(f"expected_sha256[{key!r}] is not a hex SHA-256: {digest!r}")
+        caller[key] = digest.lower()
+    cache = Path(cache_dir if cache_dir is not None else paths.cache_dir()).resolve()
+    cache.mkdir(parents=True, exist_ok=True)
+    opts = _Options(retries, backoff, timeout, progress)
+    done = {}
+    for split in SPLITS:
+        names = tuple(_check_name(n) for n in src.candidates(split))
+        if not names:
+            raise FetchError(f"{src.spec}: no file names for {split!r}")
+        expected = {n: caller.get(n, caller.get(split, known.get(n))) for n in names}
+        done[split] = _fetch_split(src, split, names, expected, cache, opts)
+    return FetchResult(src, done["train"], done["test"])
+
+
+@dataclass(frozen=True)
+class _Options:
+    retries: int
+    backoff: float
+    timeout: float
+    progress: Progress | None
+
+
+def _fetch_split(src: Source, split: str, names: tuple[str, ...], expected: dict[str, str | None],
+                 cache: Path, opts: _Options) -> FetchedFile:
+    for name in names:  # first pass: the cache, without touching the source
+        url = src.url(name)
+        hit = _cached(cache, url, name, expected[name], None if src.remote else Path(src.location) / name)
+        if hit is not None:
+            return FetchedFile(split, hit, expected[name] or hit.parent.name, 0, True,
+                               expected[name] is not None, url)
+    tried = []
+    for name in names:
+        url = src.url(name)
+        try:
+            if src.remote:
+                path, digest, size = _download_with_retries(url, name, expected[name], cache, opts)
+            else:
+                path, digest, size = _copy_local(Path(src.location) / name, url, name,
+                                                 expected[name], cache, opts)
+        except _NotFound:
+            tried.append(url)
+            continue
+        if expected[name] is None and urllib.parse.urlsplit(url).scheme == "http":
+            warnings.warn(f"{url} came over plain http and no sha256 is known for {name}: "
+                          f"unverified (got {digest})", UnverifiedDownloadWarning, stacklevel=3)
+        return FetchedFile(split, path, digest, size, False, expected[name] is not None, url)
+    raise FetchError(f"{src.spec}: no {split} file found (tried {', '.join(tried)})", tried[-1])
+
+
+# ----------------------------------------------------------------------------- cache
+
+
+def _check_name(name: str) -> str:
+    """``name`` if it is one plain file name that stays inside its folder, else FetchError."""
+    if (not isinstance(name, str) or name in ("", ".", "..") or "\x00" in name
+            or PurePosixPath(name).name != name or PureWindowsPath(name).name != name
+            or os.path.isabs(name)):
+        raise FetchError(f"refusing file name {name!r}: it would escape the cache dir")
+    return name
+
+
+def _inside(cache: Path, path: Path) -> Path:
+    if not path.resolve().is_relative_to(cache):
+        raise FetchError(f"refusing path {path}: it is outside the cache dir {cache}")
+    return path
+
+
+def _index_path(cache: Path, url: str) -> Path:
+    return cache / "index" / (hashlib.sha256(url.encode("utf-8")).hexdigest() + ".json")
+
+
+def _read_index(cache: Path, url: str) -> dict | None:
+    try:
+        entry = json.loads(_index_path(cache, url).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if (not isinstance(entry, dict) or entry.get("url") != url
+            or not isinstance(entry.get("sha256"), str) or not _HEX64.fullmatch(entry["sha256"])):
+        return None
+    return entry
+
+
+def _cached(cache: Path, url: str, name: str, expected: str | None, local: Path | None) -> Path | None:
+    """The cached file for ``url``/``name`` if it is there and intact, else None."""
+    entry = _read_index(cache, url)
+    if expected is not None:
+        digest = expected
+    elif entry is not None:
+        digest = entry["sha256"]
+        if local is not None:  # a local source may have changed since it was copied
+            try:
+                st = local.stat()
+            except OSError:
+                return None
+            if (st.st_size, st.st_mtime_ns) != (entry.get("source_size"), entry.get("source_mtime_ns")):
+                return None
+    else:
+        return None
+    path = _inside(cache, cache / "files" / digest / name)
+    size = entry.get("size") if entry is not None and entry["sha256"] == digest else None
+    try:
+        if not path.is_file() or (size is not None and path.stat().st_size != size):
+            raise ValueError("size")
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        if h.hexdigest() != digest:
+            raise ValueError("digest")
+    except (OSError, ValueError):
+        if path.exists():  # corrupt: drop it, it will be fetched again
+            try:
+                path.unlink()
+            except OSError:
+                pass
+        return None
+    return path
+
+
+def _store(tmp: Path, digest: str, name: str, url: str, size: int, cache: Path,
+           local: Path | None) -> Path:
+    """Move the checked temporary file into ``files/<digest>/<name>`` and index its URL."""
+    final = _inside(cache, cache / "files" / digest / name)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, final)
+    entry: dict[str, object] = {"url": url, "sha256": digest, "filename": name, "size": size,
+                                "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if local is not None:
+        st = local.stat()
+        entry.update(source_size=st.st_size, source_mtime_ns=st.st_mtime_ns)
+    index = _index_path(cache, url)
+    index.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=index.parent, suffix=".tmp", delete=False,
+                                     encoding="utf-8") as f:
+        json.dump(entry, f, indent=1, sort_keys=True)
+    try:
+        os.replace(f.name, index)
+    except BaseException:
+        _unlink(Path(f.name))
+        raise
+    return final
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _stream(src: IO[bytes], url: str, name: str, expected: str | None, total: int | None,
+            cache: Path, opts: _Options, local: Path | None) -> tuple[Path, str, int]:
+    """Copy ``src`` to a temporary file in the cache, hash it, check it, store it."""
+    h = hashlib.sha256()
+    done = reported = 0
+    stored = False
+    tmp = tempfile.NamedTemporaryFile(dir=cache, prefix=".fetch-", suffix=".part", delete=False)
+    try:
+        with tmp:
+            while chunk := src.read(_CHUNK):
+                tmp.write(chunk)
+                h.update(chunk)
+                done += len(chunk)
+                if opts.progress is not None and done - reported >= _PROGRESS_EVERY:
+                    reported = done
+                    opts.progress(name, done, total)
+        if total is not None and done != total:
+            raise _ShortTransfer(f"truncated: got {done} of {total} bytes")
+        if opts.progress is not None:
+            opts.progress(name, done, total)
+        digest = h.hexdigest()
+        if expected is not None and digest != expected:
+            raise DigestMismatchError(url, expected, digest)
+        final = _store(Path(tmp.name), digest, name, url, done, cache, local)
+        stored = True
+        return final, digest, done
+    finally:
+        if not stored:
+            _unlink(Path(tmp.name))
+
+
+# ----------------------------------------------------------------------------- local
+
+
+def _copy_local(path: Path, url: str, name: str, expected: str | None, cache: Path,
+                opts: _Options) -> tuple[Path, str, int]:
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise _NotFound(url) from None
+    except OSError as e:
+        raise FetchError(f"{url}: {e}", url) from e
+    with f:
+        try:
+            return _stream(f, url, name, expected, os.fstat(f.fileno()).st_size, cache, opts, path)
+        except _ShortTransfer as e:  # the file changed while it was copied
+            raise FetchError(f"{url}: changed while being copied ({e})", url) from e
+        except OSError as e:
+            raise FetchError(f"{url}: {e}", url) from e
+
+
+# ----------------------------------------------------------------------------- http
+
+
+class _NoDowngradeRedirectHandler(urllib.request.HTTPRedirectHandler):
+    """Follow redirects, but never from https to http (or to any non-http(s) scheme)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[override]
+        old = urllib.parse.urlsplit(req.full_url).scheme.lower()
+        new = urllib.parse.urlsplit(newurl).scheme.lower()
+        if new not in ("http", "https") or (old == "https" and new != "https"):
+            if fp is not None:
+                fp.close()
+            raise FetchError(f"{req.full_url}: refusing redirect from {old} to {newurl}",
+                             req.full_url)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _opener() -> urllib.request.OpenerDirector:
+    return urllib.request.build_opener(_NoDowngradeRedirectHandler())
+
+
+def _retryable(e: BaseException) -> bool:
+    if isinstance(e, urllib.error.HTTPError):
+        return e.code >= 500 or e.code in (408, 429)
+    if isinstance(e, urllib.error.URLError):
+        return not isinstance(e.reason, ssl.SSLCertVerificationError)
+    return isinstance(e, (_ShortTransfer, ConnectionError, TimeoutError,
+                          http.client.HTTPException))
+
+
+def _download_once(url: str, name: str, expected: str | None, cache: Path,
+                   opts: _Options) -> tuple[Path, str, int]:
+    req = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT,
+                                               "Accept-Encoding": "identity"})
+    try:
+        resp = _opener().open(req, timeout=opts.timeout)
+    except urllib.error.HTTPError as e:
+        e.close()
+        if e.code in (404, 410):
+            raise _NotFound(url) from None
+        raise
+    with resp:
+        if resp.headers.get("Content-Encoding", "identity").lower() not in ("identity", ""):
+            raise FetchError(f"{url}: unexpected Content-Encoding "
+                             f"{resp.headers['Content-Encoding']!r}", url)
+        length = resp.headers.get("Content-Length")
+        total = int(length) if length is not None and length.isdigit() else None
+        return _stream(resp, url, name, expected, total, cache, opts, None)
+
+
+def _download_with_retries(url: str, name: str, expected: str | None, cache: Path,
+                           opts: _Options) -> tuple[Path, str, int]:
+    attempts = opts.retries + 1
+    for attempt in range(attempts):
+        try:
+            return _download_once(url, name, expected, cache, opts)
+        except (_NotFound, FetchError):
+            raise
+        except Exception as e:  # noqa: BLE001 - sorted into retryable or not below
+            if not _retryable(e):
+                raise FetchError(f"{url}: {_describe(e)}", url) from e
+            if attempt + 1 == attempts:
+                raise FetchError(f"{url}: giving up after {attempts} attempts: {_describe(e)}",
+                                 url) from e
+            time.sleep(opts.backoff * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, urllib.error.HTTPError):
+        return f"HTTP {e.code} {e.reason}"
+    if isinstance(e, urllib.error.URLError):
+        return f"{type(e).__name__}: {e.reason}"
+    if isinstance(e, _ShortTransfer):
+        return str(e)
+    return f"{type(e).__name__}: {e}"

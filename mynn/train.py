@@ -1,0 +1,197 @@
+"""Training: the book's per-record rule (fast and exact), its history and callbacks.
+
+``fit`` trains a :class:`~mynn.network.Network` on uint8 MNIST arrays and returns the
+network and its per-epoch history. The default path for the book's rule (batch size 1) is
+the blocked kernel of :mod:`mynn.kernels`; ``impl="reference"`` runs the plain
+transcription of the book's formulas in :mod:`mynn.reference`. Mini-batches (an option)
+use a vectorised numpy step.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Literal, Sequence
+
+import numpy as np
+from scipy.linalg import get_blas_funcs
+from scipy.special import expit
+from threadpoolctl import threadpool_limits
+
+from mynn import reference
+from mynn.config import NetworkConfig
+from mynn.network import Network
+
+DEFAULT_BLOCK = 64  # records per deferred block of the fast path (see benchmarks/train_speed.py)
+
+
+class TrainingDivergedError(RuntimeError):
+    """The weights or the error became NaN or infinite; names the epoch."""
+
+    def __init__(self, epoch: int, detail: str):
+        super().__init__(f"training diverged in epoch {epoch}: {detail}")
+        self.epoch = epoch
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    """What one epoch produced.
+
+    Attributes:
+        epoch: 1-based epoch number.
+        train_mse: mean over the epoch's records of mean((t - o)**2) over the 10 outputs,
+            each record's outputs taken just before its own update (a running training error).
+        performance: the book's score on the test records after the epoch, or None.
+        seconds: wall time of the epoch's training (evaluation excluded).
+        records_per_s: training records per second in this epoch.
+    """
+
+    epoch: int
+    train_mse: float
+    performance: float | None
+    seconds: float
+    records_per_s: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+Callback = Callable[[EpochStats, Network], None]
+
+
+def _scale(pixels: np.ndarray, dtype: str) -> np.ndarray:
+    """(n, 784) uint8 -> (n, 784) in [0.01, 1.00], computed in float64 then cast."""
+    return np.ascontiguousarray(np.asarray(pixels, np.float64) / 255.0 * 0.99 + 0.01, dtype=dtype)
+
+
+def _targets(labels: np.ndarray, dtype: str) -> np.ndarray:
+    """(n,) labels -> (n, 10) targets: 0.01, and 0.99 at the label."""
+    t = np.full((len(labels), 10), 0.01, dtype=dtype)
+    t[np.arange(len(labels)), np.asarray(labels, np.intp)] = 0.99
+    return t
+
+
+def _epoch_fast(net: Network, X: np.ndarray, T: np.ndarray, grams: list, block: int) -> float:
+    """One epoch of the book's rule in blocks; returns the summed squared error."""
+    from mynn.kernels import block_step  # compiled on first use, not at import
+
+    lr = net.config.learning_rate
+    exact = net.config.backprop == "exact"
+    wih, who = net.wih, net.who
+    n = X.shape[0]
+    D = np.empty((block, wih.shape[0]), dtype=wih.dtype)
+    gemm = get_blas_funcs("gemm", dtype=wih.dtype)
+    sse = 0.0
+    for b, start in enumerate(range(0, n, block)):
+        XB = X[start:start + block]  # (B, 784)
+        if len(grams) <= b:
+            grams.append(XB @ XB.T)  # (B, 784) @ (784, B) -> (B, B), same every epoch
+        P = XB @ wih.T  # (B, 784) @ (784, H) -> (B, H)
+        Db = D[: len(XB)]
+        sse += block_step(P, grams[b], who, T[start:start + block], lr, exact, Db)
+        # wih += Db.T @ XB, (H, B) @ (B, 784) -> (H, 784): the block's deferred updates, written
+        # in place by BLAS (Fortran view: wih.T (784, H) += XB.T (784, B) @ Db (B, H)).
+        out = gemm(1.0, XB.T, Db.T, trans_b=1, beta=1.0, c=wih.T, overwrite_c=1)
+        if not np.shares_memory(out, wih):  # BLAS had to copy: keep the result all the same
+            wih[...] = out.T
+    return sse
+
+
+def _epoch_minibatch(net: Network, X: np.ndarray, T: np.ndarray) -> float:
+    """One epoch of mini-batch updates (an option): all records of a batch see the same weights.
+
+    The update is the sum of the batch's per-record updates of the book's rule, divided by
+    the batch size when ``batch_reduction == "mean"``.
+    """
+    cfg = net.config
+    lr = cfg.learning_rate
+    sse = 0.0
+    for start in range(0, X.shape[0], cfg.batch_size):
+        x, t = X[start:start + cfg.batch_size], T[start:start + cfg.batch_size]  # (b, 784), (b, 10)
+        h = expit(x @ net.wih.T)  # (b, H)
+        o = expit(h @ net.who.T)  # (b, 10)
+        e_o = t - o
+        sse += float(np.sum(e_o * e_o))
+        grad_o = e_o * o * (1.0 - o)
+        e_h = (grad_o if cfg.backprop == "exact" else e_o) @ net.who  # (b, 10) @ (10, H) -> (b, H)
+        scale = lr / len(x) if cfg.batch_reduction == "mean" else lr
+        net.who += scale * (grad_o.T @ h)  # (10, b) @ (b, H)
+        net.wih += scale * ((e_h * h * (1.0 - h)).T @ x)  # (H, b) @ (b, 784)
+    return sse
+
+
+def fit(
+    config: NetworkConfig,
+    train_pixels: np.ndarray,
+    train_labels: np.ndarray,
+    test: tuple[np.ndarray, np.ndarray] | None = None,
+    *,
+    callback: Callback | None = None,
+    network: Network | None = None,
+    start_epoch: int = 0,
+    impl: Literal["fast", "reference"] = "fast",
+    block: int = DEFAULT_BLOCK,
+) -> tuple[Network, list[EpochStats]]:
+    """Train for ``config.epochs`` epochs over the records in file order.
+
+    Args:
+        config: the network and training options.
+        train_pixels: (n, 784) uint8 raw pixels; train_labels: (n,) labels 0..9.
+        test: optional (pixels (m, 784) uint8, labels (m,)) scored after every epoch.
+        callback: called after every epoch with its :class:`EpochStats` and the network
+            (for logging and checkpoints); it must not modify the network.
+        network: resume from these weights (a checkpoint) instead of the seeded start;
+            its config must equal ``config``.
+        start_epoch: epochs already done by ``network`` (training continues at +1).
+        impl: "fast" (blocked kernel) or "reference" (plain transcription), for batch size 1.
+        block: records per deferred block of the fast path.
+
+    Returns:
+        (network, history): the trained network and one :class:`EpochStats` per epoch run.
+
+    Evaluating after an epoch only reads the weights, so the network after epoch e of a
+    longer run is identical to one trained for e epochs.
+    """
+    if network is None:
+        if start_epoch:
+            raise ValueError("fit: start_epoch needs the network it refers to")
+        net = Network.initial(config)
+    else:
+        if network.config != config:
+            raise ValueError(f"fit: network was made with {network.config}, not {config}")
+        net = network.copy()
+    if not 0 <= start_epoch <= config.epochs:
+        raise ValueError(f"fit: start_epoch {start_epoch} outside 0..{config.epochs}")
+    if len(train_pixels) != len(train_labels) or len(train_pixels) == 0:
+        raise ValueError("fit: need as many labels as pixel rows, and at least one record")
+    X = _scale(train_pixels, config.dtype)  # (n, 784)
+    T = _targets(train_labels, config.dtype)  # (n, 10)
+    X_test = _scale(test[0], config.dtype) if test is not None else None
+    grams: list[np.ndarray] = []
+    history: list[EpochStats] = []
+    with threadpool_limits(limits=1):  # one BLAS thread: more only slow this loop down
+        for epoch in range(start_epoch + 1, config.epochs + 1):
+            t0 = time.perf_counter()
+            if config.batch_size > 1:
+                sse = _epoch_minibatch(net, X, T)
+            elif impl == "reference":
+                sse = reference.train_epoch(net.wih, net.who, X, T, config.learning_rate,
+                                            exact=config.backprop == "exact")
+            elif impl == "fast":
+                sse = _epoch_fast(net, X, T, grams, block)
+            else:
+                raise ValueError(f"fit: impl must be 'fast' or 'reference', not {impl!r}")
+            seconds = time.perf_counter() - t0
+            if not (np.isfinite(sse) and np.isfinite(net.wih).all() and np.isfinite(net.who).all()):
+                raise TrainingDivergedError(epoch, "NaN or inf in the weights or the error "
+                                                   f"(learning rate {config.learning_rate:g})")
+            perf = net.performance(X_test, test[1]) if test is not None else None
+            stats = EpochStats(epoch, float(sse) / (len(X) * 10), perf, seconds, len(X) / seconds)
+            history.append(stats)
+            if callback is not None:
+                callback(stats, net)
+    return net, history
+
+
+def evaluate_epochs(history: Sequence[EpochStats]) -> dict[int, float | None]:
+    """Performance per epoch count, from a history: {epoch: performance}."""
+    return {s.epoch: s.performance for s in history}
