@@ -11,6 +11,11 @@ Reduction = Literal["mean", "sum"]
 Backprop = Literal["book", "exact"]
 
 
+def _field(default: Any, doc: str, **bounds: float) -> Any:
+    """A config field: its default, a one-line description and its bounds (ge/gt/le)."""
+    return field(default=default, metadata={"doc": doc, **bounds})
+
+
 @dataclass(frozen=True)
 class NetworkConfig:
     """Hyper-parameters of the book's three-layer network and of its training.
@@ -19,22 +24,14 @@ class NetworkConfig:
     option beyond the book (float32, mini-batches, exact backprop) is off by default.
     """
 
-    hidden_nodes: int = field(default=200, metadata={"ge": 1, "le": 100_000})
-    # H: nodes in the hidden layer; the weights are wih (H, 784) and who (10, H)
-    learning_rate: float = field(default=0.1, metadata={"gt": 0.0, "le": 100.0})
-    # lr: step size of every weight update
-    epochs: int = field(default=5, metadata={"ge": 1, "le": 1000})
-    # passes over the training records, always in file order (no shuffling)
-    seed: int = field(default=0, metadata={"ge": 0, "le": 2**63 - 1})
-    # seeds numpy's Generator, which draws the initial weights (nothing else is random)
-    dtype: DType = "float64"
-    # arithmetic precision; the book's is float64, float32 is an option
-    batch_size: int = field(default=1, metadata={"ge": 1, "le": 60_000})
-    # records per weight update; 1 is the book's per-record rule
-    batch_reduction: Reduction = "mean"
-    # with batch_size > 1: the update is the mean (default) or the sum of the records' updates
-    backprop: Backprop = "book"
-    # hidden error: "book" sends e_o back (the book's rule), "exact" sends e_o * o * (1 - o)
+    hidden_nodes: int = _field(200, "Hidden nodes H: wih is (H, 784), who is (10, H)", ge=1, le=100_000)
+    learning_rate: float = _field(0.1, "Learning rate: step size of every weight update", gt=0.0, le=100.0)
+    epochs: int = _field(5, "Epochs: passes over the training records, in file order", ge=1, le=1000)
+    seed: int = _field(0, "Seed of numpy's Generator that draws the initial weights", ge=0, le=2**63 - 1)
+    dtype: DType = _field("float64", "Arithmetic precision: float64 (the book's) or float32")
+    batch_size: int = _field(1, "Records per weight update; 1 is the book's per-record rule", ge=1, le=60_000)
+    batch_reduction: Reduction = _field("mean", "With batch_size > 1: the update is the mean or the sum of the records' updates")
+    backprop: Backprop = _field("book", "Hidden error: 'book' sends e_o back (the book), 'exact' sends e_o*o*(1-o) (the gradient)")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -1,0 +1,210 @@
+"""The pipeline's Prefect tasks: download -> preprocess -> train -> evaluate -> register.
+
+Each task is a thin, typed wrapper over :mod:`mynn` or :mod:`tracking`; they pass paths and
+ids, never large arrays, and hold no global state, so they can be imported into any flow::
+
+    from flows.tasks import download, preprocess, train, evaluate, register
+
+Each is also testable without an orchestrator through ``task.fn(...)``.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from mynn import fetch as _fetch
+from mynn import paths
+from mynn.config import NetworkConfig
+from mynn.data import load_npy
+from mynn.network import Network
+from mynn.prepare import prepare
+from mynn.train import fit
+from tracking import evaluation as _evaluation
+from tracking import registry as _registry
+from tracking.runs import EpochLogger, latest_checkpoint, log_dataset, log_params
+from tracking.store import run_ui_url
+
+
+def _logger():
+    try:
+        return get_run_logger()
+    except Exception:  # called through .fn() outside a flow: plain logging
+        import logging
+
+        return logging.getLogger("mynn")
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    """The two CSV files in the cache."""
+
+    source: str
+    train_path: Path
+    test_path: Path
+    train_sha256: str
+    test_sha256: str
+    verified: bool  # both digests matched known ones
+    bytes_transferred: int  # 0 when both were cache hits
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """Parsed arrays on disk (mynn.data.save_npy folders), named by content digest."""
+
+    source: str
+    train_dir: Path
+    test_dir: Path
+    train_digest: str
+    test_digest: str
+    train_records: int
+    test_records: int
+    train_known_as: str | None = None
+    test_known_as: str | None = None
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A trained network on disk and its per-epoch history."""
+
+    weights_path: Path
+    history: list[dict] = field(default_factory=list)
+    training_seconds: float = 0.0
+    records_per_s: float = 0.0
+    resumed_from_epoch: int = 0
+
+
+@task(name="download", cache_policy=NO_CACHE)
+def download(source: str = "shipped", cache_dir: str | None = None) -> Downloaded:
+    """Fetch mnist_train/mnist_test (plain or .gz) from ``source`` into the digest-keyed cache.
+
+    ``source``: "shipped" (the repository's copy), "shipped-small" (the book's 100/10
+    subsets), "book" (the book's web addresses), a folder, a file:// or an http(s):// base
+    URL. Network errors are retried with backoff inside mynn.fetch; a digest mismatch is not
+    retried and nothing is cached. A second call is a cache hit that transfers nothing.
+    """
+    log = _logger()
+    last = {}
+
+    def progress(name: str, done: int, total: int | None) -> None:
+        step = 10 * done // total if total else done // (10 << 20)
+        if last.get(name) != step:
+            last[name] = step
+            log.info(f"download {name}: {done / 1e6:.1f} MB" + (f" of {total / 1e6:.1f} MB" if total else ""))
+
+    result = _fetch.fetch(source, cache_dir or paths.cache_dir(), progress=progress)
+    for f in (result.train, result.test):
+        state = "cache hit" if f.cache_hit else f"{f.bytes_transferred:,} bytes"
+        log.info(f"{f.split}: {f.url} -> {f.path} ({state}, sha256 {f.sha256[:12]}, "
+                 f"{'verified' if f.verified else 'UNVERIFIED: no known digest'})")
+    return Downloaded(source, result.train.path, result.test.path, result.train.sha256, result.test.sha256,
+                      result.train.verified and result.test.verified,
+                      result.train.bytes_transferred + result.test.bytes_transferred)
+
+
+@task(name="preprocess", cache_policy=NO_CACHE)
+def preprocess(downloaded: Downloaded, cache_dir: str | None = None) -> PreparedData:
+    """Parse both files with mynn's strict reader into .npy arrays keyed by content digest
+    (a cache hit skips parsing); malformed files raise mynn.data.DataFormatError."""
+    root = cache_dir or paths.cache_dir()
+    tr = prepare(downloaded.train_path, downloaded.train_sha256, root)
+    te = prepare(downloaded.test_path, downloaded.test_sha256, root)
+    _logger().info(f"train: {tr.records} records ({tr.known_as or 'unknown set'}, digest {tr.digest[:12]}); "
+                   f"test: {te.records} records ({te.known_as or 'unknown set'}, digest {te.digest[:12]})")
+    return PreparedData(downloaded.source, tr.directory, te.directory, tr.digest, te.digest, tr.records,
+                        te.records, tr.known_as, te.known_as)
+
+
+@task(name="log-data", cache_policy=NO_CACHE)
+def log_data(data: PreparedData, downloaded: Downloaded, tracking_uri: str, run_id: str) -> None:
+    """Record the data source and both datasets (digest, size) on the MLflow run."""
+    client = MlflowClient(tracking_uri)
+    log_params(client, run_id, {"source": data.source, "train_digest": data.train_digest,
+                                "test_digest": data.test_digest, "train_records": data.train_records,
+                                "test_records": data.test_records, "data_verified": str(downloaded.verified).lower()})
+    for ctx, name, digest, n, path in (
+            ("training", data.train_known_as or "train", data.train_digest, data.train_records, downloaded.train_path),
+            ("evaluation", data.test_known_as or "test", data.test_digest, data.test_records, downloaded.test_path)):
+        log_dataset(client, run_id, name=name, digest=digest, source=f"{data.source}:{Path(path).name}",
+                    records=n, context=ctx)
+
+
+@task(name="train", cache_policy=NO_CACHE)
+def train(data: PreparedData, config: NetworkConfig, tracking_uri: str, run_id: str,
+          run_dir: str | None = None) -> Trained:
+    """Train the network of ``config`` on the prepared data.
+
+    Every epoch's metrics go to the MLflow run with ``step=epoch`` as they happen, and a
+    checkpoint is written per epoch into ``<run_dir>/checkpoints``. If that folder already
+    holds checkpoints of this run (a retried flow), training resumes from the last one.
+    """
+    log = _logger()
+    client = MlflowClient(tracking_uri)
+    out = Path(run_dir) if run_dir else paths.runs_dir() / run_id
+    ckpt_dir = out / "checkpoints"
+    train_ds, test_ds = load_npy(data.train_dir), load_npy(data.test_dir)
+    network, start = None, 0
+    found = latest_checkpoint(ckpt_dir)
+    if found is not None:
+        start, path = found
+        network = Network.load(path)
+        log.info(f"resuming from checkpoint {path} (epoch {start} of {config.epochs})")
+        client.set_tag(run_id, "mynn.resumed_from_epoch", str(start))
+    t0 = time.perf_counter()
+    net, history = fit(config, train_ds.pixels, train_ds.labels, test=(test_ds.pixels, test_ds.labels),
+                       callback=EpochLogger(client, run_id, ckpt_dir, log=log.info), network=network,
+                       start_epoch=start)
+    seconds = sum(h.seconds for h in history)
+    weights = net.save(out / "weights.npz")
+    client.log_artifact(run_id, str(weights))
+    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    client.log_artifact(run_id, str(out / "config.json"))
+    rate = len(train_ds) * len(history) / seconds if seconds else 0.0
+    ts = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric("training_seconds", seconds, ts, 0),
+                                      Metric("records_per_s", rate, ts, 0),
+                                      Metric("train_task_seconds", time.perf_counter() - t0, ts, 0)])
+    all_history = _history_from_run(client, run_id) if start else [h.to_dict() for h in history]
+    return Trained(weights, all_history, seconds, rate, start)
+
+
+def _history_from_run(client, run_id: str) -> list[dict]:
+    """The per-epoch history as logged on the run (includes epochs before a resume)."""
+    mse = {m.step: m.value for m in client.get_metric_history(run_id, "train_mse")}
+    perf = {m.step: m.value for m in client.get_metric_history(run_id, "epoch_performance")}
+    return [{"epoch": e, "train_mse": mse[e], "performance": perf.get(e)} for e in sorted(mse)]
+
+
+@task(name="evaluate", cache_policy=NO_CACHE)
+def evaluate(trained: Trained, data: PreparedData, tracking_uri: str, run_id: str) -> _evaluation.Evaluation:
+    """The book's performance score on the test set, per-digit accuracy and the plots
+    (confusion matrix, learning curve, misclassified digits, output-layer table), logged."""
+    net = Network.load(trained.weights_path)
+    result = _evaluation.evaluate(net, load_npy(data.test_dir), trained.history,
+                                  Path(trained.weights_path).parent, MlflowClient(tracking_uri), run_id)
+    _logger().info(f"performance {result.performance:.4f} on {result.records} test records")
+    return result
+
+
+@task(name="register", cache_policy=NO_CACHE)
+def register(trained: Trained, data: PreparedData, performance: float, tracking_uri: str, run_id: str,
+             model_name: str = "mynn", alias: str = "champion") -> _registry.Registration:
+    """Log the MLflow model (pyfunc, weights as .npz), register a version under
+    ``model_name`` and move ``alias`` to it only if it scores at least the champion on the
+    same test set; the decision is recorded on the run and the version."""
+    client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    test = load_npy(data.test_dir)
+    uri = _registry.log_model(client, run_id, Path(trained.weights_path), test.pixels[:2])
+    run = client.get_run(run_id)
+    reg = _registry.register(client, run_id, model_name, uri, performance=performance,
+                             test_pixels=test.pixels, test_labels=test.labels, test_digest=data.test_digest,
+                             alias=alias, run_url=run_ui_url(tracking_uri, run.info.experiment_id, run_id))
+    _logger().info(f"registered {model_name} v{reg.version}: {'promoted' if reg.promoted else 'not promoted'}"
+                   f" ({reg.reason})")
+    return reg

@@ -1,0 +1,82 @@
+"""The main job: one flow, download -> preprocess -> train -> evaluate -> register.
+
+It leaves a complete MLflow run (parameters, dataset inputs, per-epoch metrics, weights,
+plots, model version and alias decision) and, on the Prefect side, a link artifact to that
+run and a markdown summary. A failure at any step ends the MLflow run FAILED (KILLED on
+Ctrl-C or SIGTERM); nothing is registered from a run that did not pass evaluation.
+"""
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
+from prefect.runtime import flow_run
+from pydantic import Field
+
+from flows import tasks
+from flows.params import TrainConfig, to_network_config
+from tracking.runs import TAG_PREFECT_FLOW_RUN_ID, TAG_PREFECT_FLOW_RUN_URL, closing_run, start_run
+from tracking.store import DEFAULT_EXPERIMENT, ensure_experiment, run_ui_url, tracking_uri
+
+
+def _flow_run_name() -> str:
+    params = flow_run.parameters or {}
+    return to_network_config(params.get("config")).run_name()
+
+
+@flow(name="mynn-train", flow_run_name=_flow_run_name, validate_parameters=True)
+def train_flow(
+    config: TrainConfig = TrainConfig(),
+    source: Annotated[str, Field(description="shipped, shipped-small, book, a folder, file:// or http(s):// base URL")] = "shipped",
+    model_name: Annotated[str, Field(min_length=1, max_length=200, description="Registered model name")] = "mynn",
+    experiment: Annotated[str, Field(min_length=1, max_length=200, description="MLflow experiment")] = DEFAULT_EXPERIMENT,
+    alias: Annotated[str, Field(min_length=1, max_length=100, description="Alias given to the best version")] = "champion",
+) -> dict:
+    """Train the book's network on MNIST and track everything in MLflow.
+
+    Returns a summary: run id and URL, performance, model version, and whether the alias moved.
+    """
+    t0 = time.perf_counter()
+    log = get_run_logger()
+    cfg = to_network_config(config)
+    uri = tracking_uri()
+    client, experiment_id = ensure_experiment(uri, experiment)  # fails fast, naming the address
+    tags = {}
+    if flow_run.id:
+        tags[TAG_PREFECT_FLOW_RUN_ID] = str(flow_run.id)
+        if flow_run.ui_url:
+            tags[TAG_PREFECT_FLOW_RUN_URL] = str(flow_run.ui_url)
+    run_id = start_run(client, experiment_id, cfg, tags=tags)
+    url = run_ui_url(uri, experiment_id, run_id)
+    log.info(f"MLflow run {run_id} ({cfg.run_name()}) in {uri}: {url}")
+    create_link_artifact(link=url, link_text=f"MLflow run {cfg.run_name()}", key="mlflow-run",
+                         description="The MLflow run of this flow run")
+    with closing_run(client, run_id):
+        downloaded = tasks.download(source)
+        data = tasks.preprocess(downloaded)
+        tasks.log_data(data, downloaded, uri, run_id)
+        trained = tasks.train(data, cfg, uri, run_id)
+        ev = tasks.evaluate(trained, data, uri, run_id)
+        reg = tasks.register(trained, data, ev.performance, uri, run_id, model_name, alias)
+        pipeline_seconds = time.perf_counter() - t0
+        client.log_metric(run_id, "pipeline_seconds", pipeline_seconds)
+    summary = {
+        "run_id": run_id, "run_url": url, "run_name": cfg.run_name(), "performance": ev.performance,
+        "model_name": reg.model_name, "model_version": reg.version, "promoted": reg.promoted,
+        "reason": reg.reason, "training_seconds": trained.training_seconds,
+        "pipeline_seconds": pipeline_seconds, "records_per_s": trained.records_per_s,
+    }
+    create_markdown_artifact(key="summary", description="Result of this training", markdown="\n".join([
+        f"# {cfg.run_name()}: performance {ev.performance:.4f}",
+        "", f"MLflow run: [{run_id}]({url})", "",
+        "| parameter | value |", "|---|---|",
+        *[f"| {k} | {v} |" for k, v in cfg.to_dict().items()],
+        f"| source | {source} |", "",
+        f"Model **{reg.model_name}** version {reg.version}: "
+        f"{'promoted to' if reg.promoted else 'not promoted to'} `{alias}` ({reg.reason}).", "",
+        f"Training {trained.training_seconds:.1f} s ({trained.records_per_s:,.0f} records/s) "
+        f"of {pipeline_seconds:.1f} s in the flow.",
+    ]))
+    return summary

@@ -1,0 +1,1 @@
+"""MLflow: runs, logging, plots, the model flavour and the registry."""

@@ -1,0 +1,70 @@
+"""Evaluate a trained network on the test set and log the results to its MLflow run:
+the book's performance score, per-class accuracy, and the plots as PNG artifacts."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from mlflow import MlflowClient
+from mlflow.entities import Metric
+
+from mynn.data import Dataset
+from mynn.network import Network
+from tracking import plots
+
+OUTPUT_TABLE_EXAMPLES = 5  # records shown in the book's "output layer" table
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Scores of one network on one test set."""
+
+    performance: float  # fraction of test records whose argmax equals the label
+    per_class: list[float]  # accuracy per digit 0..9 (NaN where a digit has no records)
+    records: int
+    predictions_path: Path  # (m,) int64 predicted digits, .npy
+
+
+def evaluate(network: Network, test: Dataset, history: list[dict], out_dir: Path,
+             client: MlflowClient | None = None, run_id: str | None = None) -> Evaluation:
+    """Score ``network`` on ``test`` in one batched pass, draw the plots into ``out_dir``
+    and, given a client and run id, log metrics (``performance``, ``accuracy_digit_<d>``)
+    and artifacts (``plots/*.png``, ``output_layer.md``, ``predictions.npy``)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    x = test.pixels / 255.0 * 0.99 + 0.01  # (m, 784)
+    outputs = network.query(x)  # (m, 10)
+    predicted = np.argmax(outputs, axis=1)
+    performance = float(np.mean(predicted == test.labels))
+    per_class = plots.per_class_accuracy(test.labels, predicted)
+    pred_path = out_dir / "predictions.npy"
+    np.save(pred_path, predicted.astype(np.int64), allow_pickle=False)
+
+    plot_dir = out_dir / "plots"
+    plot_dir.mkdir(exist_ok=True)
+    matrix = plots.confusion_matrix(test.labels, predicted)
+    plots.save_png(plots.plot_confusion_matrix(matrix), plot_dir / "confusion_matrix.png")
+    plots.save_png(plots.plot_learning_curve([h["epoch"] for h in history], [h["train_mse"] for h in history],
+                                             [h["performance"] for h in history]), plot_dir / "learning_curve.png")
+    plots.save_png(plots.plot_misclassified(test.pixels, test.labels, predicted), plot_dir / "misclassified.png")
+    k = min(OUTPUT_TABLE_EXAMPLES, len(test))
+    plots.save_png(plots.plot_output_layer(outputs[:k], test.labels[:k], test.pixels[:k]),
+                   plot_dir / "output_layer.png")
+    table = plots.output_layer_table(outputs[:k], test.labels[:k])
+    (out_dir / "output_layer.md").write_text(table)
+    (out_dir / "confusion_matrix.json").write_text(json.dumps(matrix.tolist()))
+
+    if client is not None and run_id is not None:
+        import time
+
+        ts = int(time.time() * 1000)
+        metrics = [Metric("performance", performance, ts, 0)]
+        metrics += [Metric(f"accuracy_digit_{d}", float(a), ts, 0) for d, a in enumerate(per_class)
+                    if np.isfinite(a)]
+        client.log_batch(run_id, metrics=metrics)
+        client.log_artifacts(run_id, str(plot_dir), "plots")
+        for name in ("output_layer.md", "confusion_matrix.json", "predictions.npy"):
+            client.log_artifact(run_id, str(out_dir / name))
+    return Evaluation(performance, [float(a) for a in per_class], len(test), pred_path)

@@ -1,0 +1,92 @@
+"""The MLflow model flavour of a mynn network: plain arrays in, digits out, no pickle.
+
+The model directory holds ``data/weights.npz`` (loaded with ``allow_pickle=False`` through
+:meth:`mynn.network.Network.load`, which checks shapes, dtypes and finiteness) and the code
+of ``mynn`` and ``tracking`` (``code/``). MLflow's ``python_function`` flavour loads it through
+this module's :func:`_load_pyfunc`, so ``mlflow.pyfunc.load_model`` and
+``mlflow models serve`` work without unpickling anything.
+
+Input: raw pixel rows, 0..255, as a DataFrame, an ndarray or a list of rows, shape (n, 784).
+Output: a DataFrame with ``digit`` and ``output_0`` .. ``output_9`` (the ten output values).
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mynn.network import INPUT_NODES, Network
+
+WEIGHTS_FILE = "weights.npz"
+OUTPUT_COLUMNS = ["digit"] + [f"output_{i}" for i in range(10)]
+
+
+class MynnPyfunc:
+    """What ``mlflow.pyfunc`` wraps: predicts digits from raw 0..255 pixel rows."""
+
+    def __init__(self, network: Network):
+        self.network = network
+
+    def predict(self, model_input: Any, params: dict | None = None):
+        import pandas as pd
+
+        rows = np.asarray(model_input.to_numpy() if hasattr(model_input, "to_numpy") else model_input,
+                          dtype=np.float64)
+        if rows.ndim == 1:
+            rows = rows[None, :]
+        if rows.ndim != 2 or rows.shape[1] != INPUT_NODES:
+            raise ValueError(f"mynn model: expected rows of {INPUT_NODES} pixel values, got shape {rows.shape}")
+        if not np.isfinite(rows).all() or rows.min(initial=0) < 0 or rows.max(initial=0) > 255:
+            raise ValueError("mynn model: pixel values must be finite numbers in 0..255")
+        outputs = self.network.query(rows / 255.0 * 0.99 + 0.01)  # (n, 784) -> (n, 10)
+        frame = pd.DataFrame(outputs.astype(np.float64), columns=OUTPUT_COLUMNS[1:])
+        frame.insert(0, "digit", np.argmax(outputs, axis=1).astype(np.int64))
+        return frame
+
+
+def _load_pyfunc(data_path: str) -> MynnPyfunc:
+    """MLflow's entry point (``loader_module``): ``data_path`` is the model's data folder."""
+    return MynnPyfunc(Network.load(Path(data_path) / WEIGHTS_FILE))
+
+
+def signature_and_example(example_pixels: np.ndarray):
+    """Model signature (a (-1, 784) float64 tensor in, digit and 10 outputs out) and an example."""
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    example = np.asarray(example_pixels[:2], dtype=np.float64)  # (2, 784) raw 0..255
+    outputs = pd.DataFrame(np.zeros((2, 11)), columns=OUTPUT_COLUMNS).astype({"digit": np.int64})
+    return infer_signature(example, outputs), example
+
+
+def save_model(network_path: str | Path, path: str | Path, example_pixels: np.ndarray) -> Path:
+    """Write an MLflow model directory for the weights at ``network_path`` into ``path``."""
+    import mlflow.pyfunc
+
+    root = Path(__file__).resolve().parent.parent
+    path = Path(path)
+    Network.load(network_path)  # refuse anything that is not clean arrays before packaging it
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        data.mkdir()
+        shutil.copyfile(network_path, data / WEIGHTS_FILE)
+        signature, example = signature_and_example(example_pixels)
+        mlflow.pyfunc.save_model(
+            path=str(path),
+            loader_module="tracking.flavour",
+            data_path=str(data),
+            code_paths=[str(root / "mynn"), str(root / "tracking")],
+            signature=signature,
+            input_example=example,
+            pip_requirements=_requirements(),
+        )
+    return path
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in ("numpy", "scipy", "numba", "threadpoolctl", "pandas")]

@@ -1,0 +1,165 @@
+"""MLflow runs of mynn: names, parameters, dataset inputs, code version, per-epoch metrics.
+
+Everything takes an explicit ``run_id`` and an ``MlflowClient``: nothing relies on a
+thread's or process's "active run", so parallel children log safely.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import signal
+import subprocess
+import threading
+import time
+from contextlib import contextmanager
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Iterator
+
+from mlflow import MlflowClient
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, RunStatus
+
+from mynn.config import NetworkConfig
+from mynn.network import Network
+from mynn.paths import PROJECT_ROOT
+from mynn.train import EpochStats
+
+TAG_PREFECT_FLOW_RUN_ID = "prefect.flow_run_id"
+TAG_PREFECT_FLOW_RUN_URL = "prefect.flow_run_url"
+
+
+def code_version() -> dict[str, str]:
+    """The git commit of the project and whether the work tree had uncommitted changes."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return {"git_commit": "unknown", "git_dirty": "unknown"}
+    return {"git_commit": commit, "git_dirty": str(dirty).lower()}
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python and of the libraries that decide the numbers."""
+    out = {"python": platform.python_version()}
+    for name in ("numpy", "scipy", "numba", "mlflow", "prefect"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def start_run(client: MlflowClient, experiment_id: str, config: NetworkConfig, *,
+              run_name: str | None = None, parent_run_id: str | None = None,
+              tags: dict[str, str] | None = None) -> str:
+    """Create a RUNNING run named from the config; logs every config field as a parameter,
+    the library versions (``version.*``) and the code version tags. Returns the run id."""
+    all_tags = {"mlflow.runName": run_name or config.run_name(), "mynn.kind": "train"}
+    code = code_version()
+    all_tags["mlflow.source.git.commit"] = code["git_commit"]
+    all_tags["mynn.git_dirty"] = code["git_dirty"]
+    if parent_run_id:
+        all_tags["mlflow.parentRunId"] = parent_run_id
+    all_tags.update(tags or {})
+    run = client.create_run(experiment_id, run_name=all_tags["mlflow.runName"], tags=all_tags)
+    run_id = run.info.run_id
+    params = {k: str(v) for k, v in config.to_dict().items()}
+    params.update({f"version.{k}": v for k, v in library_versions().items()})
+    params["git_commit"] = code["git_commit"]
+    params["git_dirty"] = code["git_dirty"]
+    log_params(client, run_id, params)
+    return run_id
+
+
+def log_params(client: MlflowClient, run_id: str, params: dict[str, object]) -> None:
+    from mlflow.entities import Param
+
+    client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+
+
+def log_dataset(client: MlflowClient, run_id: str, *, name: str, digest: str, source: str,
+                records: int, context: str) -> None:
+    """Record a dataset input (MLflow's Datasets tab): its name, digest, source and size.
+
+    MLflow's digest column is short, so it holds the first 32 hex digits; the full SHA-256
+    is in the profile and in the parameter ``<context>_digest``.
+    """
+    ds = Dataset(name=name, digest=digest[:32], source_type="mynn", source=json.dumps({"uri": source}),
+                 schema=json.dumps({"labels": "uint8 (n,)", "pixels": "uint8 (n, 784)"}),
+                 profile=json.dumps({"num_rows": records, "sha256": digest}))
+    client.log_inputs(run_id, datasets=[DatasetInput(ds, tags=[InputTag("mlflow.data.context", context)])])
+
+
+class EpochLogger:
+    """Training callback: logs each epoch's metrics with ``step=epoch`` as it happens and
+    writes a checkpoint ``epoch-NNN.npz`` into ``checkpoint_dir``."""
+
+    def __init__(self, client: MlflowClient, run_id: str, checkpoint_dir: Path, log=None):
+        self.client, self.run_id, self.checkpoint_dir = client, run_id, Path(checkpoint_dir)
+        self.log = log
+
+    def __call__(self, stats: EpochStats, network: Network) -> None:
+        ts = _now_ms()
+        metrics = [Metric("train_mse", stats.train_mse, ts, stats.epoch),
+                   Metric("epoch_seconds", stats.seconds, ts, stats.epoch),
+                   Metric("epoch_records_per_s", stats.records_per_s, ts, stats.epoch)]
+        if stats.performance is not None:
+            metrics.append(Metric("epoch_performance", stats.performance, ts, stats.epoch))
+        self.client.log_batch(self.run_id, metrics=metrics)
+        network.save(self.checkpoint_dir / f"epoch-{stats.epoch:03d}.npz")
+        if self.log is not None:
+            perf = "" if stats.performance is None else f", performance {stats.performance:.4f}"
+            self.log(f"epoch {stats.epoch}: train_mse {stats.train_mse:.5f}{perf}, "
+                     f"{stats.records_per_s:,.0f} records/s")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def latest_checkpoint(checkpoint_dir: Path) -> tuple[int, Path] | None:
+    """The highest ``epoch-NNN.npz`` in a folder, as (epoch, path), or None."""
+    found = sorted(Path(checkpoint_dir).glob("epoch-[0-9][0-9][0-9].npz"))
+    if not found:
+        return None
+    return int(found[-1].stem.split("-")[1]), found[-1]
+
+
+def end_run(client: MlflowClient, run_id: str, status: str) -> None:
+    """Set the terminal status (FINISHED, FAILED or KILLED) unless the run already has one."""
+    run = client.get_run(run_id)
+    if run.info.status in ("RUNNING", "SCHEDULED"):
+        client.set_terminated(run_id, status=status)
+
+
+@contextmanager
+def closing_run(client: MlflowClient, run_id: str) -> Iterator[str]:
+    """Ends the run FINISHED on success, FAILED on an exception, KILLED on Ctrl-C or SIGTERM.
+
+    SIGTERM is turned into an exception for the duration (main thread only), so the
+    ``finally`` clauses of the work run and the run never stays RUNNING.
+    """
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        def on_term(signum, frame):
+            raise KeyboardInterrupt(f"signal {signum}")
+        previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield run_id
+    except (KeyboardInterrupt, SystemExit) as exc:
+        client.set_tag(run_id, "mynn.failure", f"{type(exc).__name__}: {exc}"[:5000])
+        end_run(client, run_id, RunStatus.to_string(RunStatus.KILLED))
+        raise
+    except BaseException as exc:
+        client.set_tag(run_id, "mynn.failure", f"{type(exc).__name__}: {exc}"[:5000])
+        end_run(client, run_id, RunStatus.to_string(RunStatus.FAILED))
+        raise
+    else:
+        end_run(client, run_id, RunStatus.to_string(RunStatus.FINISHED))
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+

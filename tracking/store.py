@@ -1,0 +1,83 @@
+"""Where MLflow data lives, and making sure it is there before any work starts.
+
+Default: a SQLite store ``mlflow.db`` in the project folder with artifacts beside it in
+``mlartifacts/``; ``MLFLOW_TRACKING_URI`` overrides it (an ``http(s)://`` server, or another
+``sqlite:///`` file, whose artifacts then go beside that file).
+"""
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from mynn.paths import PROJECT_ROOT
+
+DEFAULT_EXPERIMENT = "mynn"
+
+
+class TrackingUnavailableError(RuntimeError):
+    """The tracking store cannot be reached; the message names its address."""
+
+
+def tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<project>/mlflow.db``."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{PROJECT_ROOT / 'mlflow.db'}"
+
+
+def is_remote(uri: str) -> bool:
+    return urlparse(uri).scheme in ("http", "https")
+
+
+def artifact_location(uri: str, experiment: str) -> str | None:
+    """Artifact folder for a new experiment: beside a SQLite file; the server's choice otherwise."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "sqlite":
+        db = Path(uri[len("sqlite:///"):])
+        return (db.parent / "mlartifacts" / experiment).resolve().as_uri()
+    return None
+
+
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast, naming the address, when a tracking server does not answer ``/health``."""
+    if not is_remote(uri):
+        return
+    url = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (http(s) only)
+            if resp.status != 200:
+                raise TrackingUnavailableError(f"MLflow tracking server {uri} answered {resp.status} on /health")
+    except (urllib.error.URLError, OSError) as exc:
+        raise TrackingUnavailableError(f"MLflow tracking server {uri} is not reachable: {exc}") from None
+
+
+def ensure_experiment(uri: str, experiment: str = DEFAULT_EXPERIMENT) -> tuple[MlflowClient, str]:
+    """Check the store, create its schema and the experiment if needed; (client, experiment id).
+
+    Call this once before starting parallel work: many processes creating a new SQLite
+    store at the same moment race on its schema.
+    """
+    check_reachable(uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is not None:
+        if exp.lifecycle_stage == "deleted":
+            client.restore_experiment(exp.experiment_id)
+        return client, exp.experiment_id
+    try:
+        return client, client.create_experiment(experiment, artifact_location=artifact_location(uri, experiment))
+    except MlflowException:  # created meanwhile by another process
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None:
+            raise
+        return client, exp.experiment_id
+
+
+def run_ui_url(uri: str, experiment_id: str, run_id: str) -> str:
+    """Link to a run in the MLflow UI (the server itself, or ``mlflow ui``'s default address)."""
+    base = uri.rstrip("/") if is_remote(uri) else os.environ.get("MYNN_MLFLOW_UI_URL", "http://127.0.0.1:5000")
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
