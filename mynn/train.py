@@ -19,6 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from mynn import reference
 from mynn.config import NetworkConfig
+from mynn.data import make_targets, scale_inputs
 from mynn.network import Network
 
 DEFAULT_BLOCK = 64  # records per deferred block of the fast path (see benchmarks/train_speed.py)
@@ -56,18 +57,6 @@ class EpochStats:
 
 
 Callback = Callable[[EpochStats, Network], None]
-
-
-def _scale(pixels: np.ndarray, dtype: str) -> np.ndarray:
-    """(n, 784) uint8 -> (n, 784) in [0.01, 1.00], computed in float64 then cast."""
-    return np.ascontiguousarray(np.asarray(pixels, np.float64) / 255.0 * 0.99 + 0.01, dtype=dtype)
-
-
-def _targets(labels: np.ndarray, dtype: str) -> np.ndarray:
-    """(n,) labels -> (n, 10) targets: 0.01, and 0.99 at the label."""
-    t = np.full((len(labels), 10), 0.01, dtype=dtype)
-    t[np.arange(len(labels)), np.asarray(labels, np.intp)] = 0.99
-    return t
 
 
 def _epoch_fast(net: Network, X: np.ndarray, T: np.ndarray, grams: list, block: int) -> float:
@@ -163,9 +152,9 @@ def fit(
         raise ValueError(f"fit: start_epoch {start_epoch} outside 0..{config.epochs}")
     if len(train_pixels) != len(train_labels) or len(train_pixels) == 0:
         raise ValueError("fit: need as many labels as pixel rows, and at least one record")
-    X = _scale(train_pixels, config.dtype)  # (n, 784)
-    T = _targets(train_labels, config.dtype)  # (n, 10)
-    X_test = _scale(test[0], config.dtype) if test is not None else None
+    X = scale_inputs(np.asarray(train_pixels, np.uint8), config.dtype)  # (n, 784)
+    T = make_targets(np.asarray(train_labels, np.uint8), config.dtype)  # (n, 10)
+    X_test = scale_inputs(np.asarray(test[0], np.uint8), config.dtype) if test is not None else None
     grams: list[np.ndarray] = []
     history: list[EpochStats] = []
     with threadpool_limits(limits=1):  # one BLAS thread: more only slow this loop down

@@ -10,7 +10,7 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 
-from mynn.data import Dataset
+from mynn.data import Dataset, scale_inputs
 from mynn.network import Network
 from tracking import plots
 
@@ -34,7 +34,7 @@ def evaluate(network: Network, test: Dataset, history: list[dict], out_dir: Path
     and artifacts (``plots/*.png``, ``output_layer.md``, ``predictions.npy``)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    x = test.pixels / 255.0 * 0.99 + 0.01  # (m, 784)
+    x = scale_inputs(test.pixels, network.config.dtype)  # (m, 784)
     outputs = network.query(x)  # (m, 10)
     predicted = np.argmax(outputs, axis=1)
     performance = float(np.mean(predicted == test.labels))

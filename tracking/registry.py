@@ -15,6 +15,7 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from mynn.data import scale_inputs
 from mynn.network import Network
 from tracking import flavour
 
@@ -87,7 +88,7 @@ def register(client: MlflowClient, run_id: str, model_name: str, model_uri: str,
         promoted, reason = True, f"no '{alias}' yet"
     else:
         net = load_version_network(client, model_name, current.version)
-        x = test_pixels / 255.0 * 0.99 + 0.01
+        x = scale_inputs(test_pixels, net.config.dtype)
         champ_perf = net.performance(x, test_labels)
         promoted = performance >= champ_perf
         verdict = ">=" if promoted else "<"
