@@ -52,7 +52,12 @@ def load_version_network(client: MlflowClient, model_name: str, version: str) ->
     mv = client.get_model_version(model_name, version)
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(client.download_artifacts(mv.run_id, MODEL_ARTIFACT, tmp))
-        return Network.load(local / "data" / flavour.WEIGHTS_FILE)
+        # the data folder as recorded in MLmodel: pyfunc.save_model copies data_path *into*
+        # the model's data/ folder (data/data), so it is not simply local / "data"
+        from mlflow.models import Model
+
+        data = Model.load(str(local)).flavors["python_function"]["data"]
+        return Network.load(local / data / flavour.WEIGHTS_FILE)
 
 
 def champion(client: MlflowClient, model_name: str, alias: str):

@@ -1,0 +1,425 @@
+"""Each task of flows/tasks.py on its own, through ``task.fn(...)``: no orchestrator, but real
+parts everywhere else: a real HTTP server on 127.0.0.1, the digest-keyed cache under tmp_path
+and a real SQLite MLflow store (fixture ``tracking_env`` in conftest.py).
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.server
+import shutil
+import sys
+import threading
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from flows import tasks
+from mynn import paths
+from mynn.config import NetworkConfig
+from mynn.data import KNOWN_DIGESTS, DataFormatError, load_npy, scale_inputs
+from mynn.fetch import DigestMismatchError, UnverifiedDownloadWarning, known_digests
+from mynn.network import Network
+from mynn.prepare import prepare
+from mynn.train import fit
+from tracking.runs import start_run
+from tracking.store import ensure_experiment
+
+SHIPPED = paths.data_dir()
+TRAIN_100 = SHIPPED / "mnist_train_100.csv"
+TEST_10 = SHIPPED / "mnist_test_10.csv"
+GOOD = NetworkConfig(hidden_nodes=20, learning_rate=0.3, epochs=2)
+WORSE = NetworkConfig(hidden_nodes=2, learning_rate=0.01, epochs=1)
+PLOTS = {"confusion_matrix.png", "learning_curve.png", "misclassified.png", "output_layer.png"}
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# ----------------------------------------------------------------------------- HTTP server
+
+
+@dataclass
+class ServerState:
+    """What the test server does; tests set ``root`` and ``drop_next``, and read the log."""
+
+    root: Path | None = None  # files served from here (GET /<name>); anything else is 404
+    drop_next: int = 0  # the next N responses with a body send a third of it and hang up
+    requests: list[str] = field(default_factory=list)  # every GET path, in order
+    bytes_sent: int = 0  # body bytes written, complete responses and cut ones
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    base: str = ""
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    """Serves ``server.state.root``; behaviour set through ``server.state``."""
+
+    def log_message(self, *args: object) -> None:  # keep the test output clean
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        state: ServerState = self.server.state  # type: ignore[attr-defined]
+        name = self.path.lstrip("/")
+        path = state.root / name if state.root is not None and name and "/" not in name else None
+        body = path.read_bytes() if path is not None and path.is_file() else None
+        with state.lock:
+            state.requests.append(self.path)
+            drop = body is not None and state.drop_next > 0
+            if drop:
+                state.drop_next -= 1
+        try:
+            if body is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            part = body[: len(body) // 3] if drop else body
+            self.wfile.write(part)
+            self.wfile.flush()
+            with state.lock:
+                state.bytes_sent += len(part)
+            if drop:  # promised the whole body, sent a third: hang up mid-body
+                self.close_connection = True
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+@pytest.fixture
+def server(monkeypatch):
+    for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    httpd.state = ServerState(base=f"http://127.0.0.1:{httpd.server_address[1]}/")  # type: ignore[attr-defined]
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield httpd.state  # type: ignore[attr-defined]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def book_subsets(tmp_path) -> Path:
+    """A folder with copies of the 100/10 subsets named mnist_train.csv / mnist_test.csv."""
+    d = tmp_path / "served"
+    d.mkdir()
+    shutil.copyfile(TRAIN_100, d / "mnist_train.csv")
+    shutil.copyfile(TEST_10, d / "mnist_test.csv")
+    return d
+
+
+def download_unverified(source: str, cache: Path) -> tasks.Downloaded:
+    """download.fn for a source with no known digest (plain http warns about that)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnverifiedDownloadWarning)
+        return tasks.download.fn(source, cache_dir=str(cache))
+
+
+def cache_files(cache: Path) -> list[Path]:
+    return sorted(p for p in cache.rglob("*") if p.is_file())
+
+
+# ----------------------------------------------------------------------------- download
+
+
+def test_download_over_http_then_a_cache_hit_transfers_nothing(server, book_subsets, tmp_path):
+    server.root = book_subsets
+    cache = tmp_path / "cache"
+    train_bytes, test_bytes = TRAIN_100.read_bytes(), TEST_10.read_bytes()
+
+    with pytest.warns(UnverifiedDownloadWarning):  # plain http, no digest known for these names
+        first = tasks.download.fn(server.base, cache_dir=str(cache))
+
+    assert first.source == server.base
+    assert first.bytes_transferred == len(train_bytes) + len(test_bytes) == server.bytes_sent
+    assert (first.train_sha256, first.test_sha256) == (sha256(train_bytes), sha256(test_bytes))
+    assert first.train_path == cache / "files" / sha256(train_bytes) / "mnist_train.csv"
+    assert first.test_path == cache / "files" / sha256(test_bytes) / "mnist_test.csv"
+    assert first.train_path.read_bytes() == train_bytes and first.test_path.read_bytes() == test_bytes
+    assert first.verified is False
+    # .gz is tried first (404), then the plain name
+    assert server.requests == ["/mnist_train.csv.gz", "/mnist_train.csv", "/mnist_test.csv.gz", "/mnist_test.csv"]
+    files_before = {p: p.stat().st_mtime_ns for p in cache_files(cache / "files")}
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a cache hit downloads nothing, so warns about nothing
+        second = tasks.download.fn(server.base, cache_dir=str(cache))
+
+    assert second.bytes_transferred == 0
+    assert len(server.requests) == 4 and server.bytes_sent == first.bytes_transferred
+    assert (second.train_path, second.test_path) == (first.train_path, first.test_path)
+    assert (second.train_sha256, second.test_sha256) == (first.train_sha256, first.test_sha256)
+    assert {p: p.stat().st_mtime_ns for p in cache_files(cache / "files")} == files_before
+
+
+def test_download_refuses_a_file_whose_digest_does_not_match(server, tmp_path):
+    served = tmp_path / "served"
+    served.mkdir()
+    # Not the real MNIST gz: SHA256SUMS lists another digest for mnist_train.csv.gz.
+    fake_gz = gzip.compress(TRAIN_100.read_bytes(), mtime=0)
+    (served / "mnist_train.csv.gz").write_bytes(fake_gz)
+    (served / "mnist_test.csv.gz").write_bytes(gzip.compress(TEST_10.read_bytes(), mtime=0))
+    server.root = served
+    cache = tmp_path / "cache"
+
+    with pytest.raises(DigestMismatchError) as info:
+        tasks.download.fn(server.base, cache_dir=str(cache))
+
+    assert info.value.expected == known_digests()["mnist_train.csv.gz"]
+    assert info.value.actual == sha256(fake_gz)
+    assert info.value.url == server.base + "mnist_train.csv.gz"
+    assert server.requests == ["/mnist_train.csv.gz"]  # not retried
+    files = cache / "files"
+    assert not files.exists() or cache_files(files) == []
+    assert cache_files(cache) == []  # no temporary file or index entry either
+
+
+def test_download_retries_a_connection_dropped_mid_body(server, book_subsets, tmp_path):
+    server.root = book_subsets
+    server.drop_next = 1  # the first response with a body is cut off after a third
+    cache = tmp_path / "cache"
+
+    got = download_unverified(server.base, cache)
+
+    train_bytes = TRAIN_100.read_bytes()
+    assert server.requests.count("/mnist_train.csv") == 2  # cut, then retried
+    assert server.requests.count("/mnist_test.csv") == 1
+    assert server.drop_next == 0
+    assert got.train_path.read_bytes() == train_bytes
+    assert got.train_sha256 == sha256(train_bytes)
+    assert got.bytes_transferred == len(train_bytes) + TEST_10.stat().st_size
+    assert server.bytes_sent == got.bytes_transferred + len(train_bytes) // 3
+    assert sorted(p.name for p in cache_files(cache / "files")) == ["mnist_test.csv", "mnist_train.csv"]
+    assert not [p for p in cache_files(cache) if p.suffix in (".part", ".tmp")]
+
+
+# ----------------------------------------------------------------------------- preprocess
+
+
+def test_preprocess_parses_the_downloaded_subsets_then_hits_its_cache(tmp_path, small_train, small_test):
+    cache = tmp_path / "cache"
+    downloaded = tasks.download.fn("shipped-small", cache_dir=str(cache))
+    assert downloaded.verified  # the shipped SHA256SUMS lists both subsets
+
+    data = tasks.preprocess.fn(downloaded, cache_dir=str(cache))
+
+    assert (data.train_records, data.test_records) == (100, 10)
+    assert data.train_digest == KNOWN_DIGESTS["mnist_train_100"]
+    assert data.test_digest == KNOWN_DIGESTS["mnist_test_10"]
+    assert (data.train_known_as, data.test_known_as) == ("mnist_train_100", "mnist_test_10")
+    assert data.source == "shipped-small"
+    assert data.train_dir == cache / "arrays" / data.train_digest
+    train, test = load_npy(data.train_dir), load_npy(data.test_dir)
+    np.testing.assert_array_equal(train.pixels, small_train[0])
+    np.testing.assert_array_equal(train.labels, small_train[1])
+    np.testing.assert_array_equal(test.pixels, small_test[0])
+    np.testing.assert_array_equal(test.labels, small_test[1])
+    stored = {p: p.stat().st_mtime_ns for p in cache_files(cache / "arrays")}
+
+    again = tasks.preprocess.fn(downloaded, cache_dir=str(cache))
+    hit = prepare(downloaded.train_path, downloaded.train_sha256, cache)
+
+    assert again == data
+    assert hit.cache_hit is True
+    assert (hit.directory, hit.digest, hit.records, hit.known_as) == (
+        data.train_dir, data.train_digest, 100, "mnist_train_100")
+    assert {p: p.stat().st_mtime_ns for p in cache_files(cache / "arrays")} == stored  # nothing rewritten
+
+
+def test_preprocess_refuses_a_malformed_csv_naming_file_and_line(tmp_path):
+    source = tmp_path / "bad-source"
+    source.mkdir()
+    lines = TRAIN_100.read_text().splitlines(keepends=True)
+    fields = lines[16].split(",")
+    fields[3] = "abc"
+    lines[16] = ",".join(fields)  # line 17
+    (source / "mnist_train.csv").write_text("".join(lines))
+    shutil.copyfile(TEST_10, source / "mnist_test.csv")
+    cache = tmp_path / "cache"
+    downloaded = tasks.download.fn(str(source), cache_dir=str(cache))  # a folder: no digest known
+
+    with pytest.raises(DataFormatError) as info:
+        tasks.preprocess.fn(downloaded, cache_dir=str(cache))
+
+    err = info.value
+    assert err.line == 17
+    assert Path(err.path).name == "mnist_train.csv"
+    assert err.value == "abc"
+    assert "mnist_train.csv line 17" in str(err) and "abc" in str(err)
+    arrays = cache / "arrays"
+    left = sorted(p.relative_to(arrays) for p in arrays.rglob("*")) if arrays.exists() else []
+    assert left == []  # no arrays folder, no temporary folder, no by-file entry
+
+
+# ----------------------------------------------------------------------------- train, evaluate, register
+
+
+@pytest.fixture
+def prepared(tracking_env) -> tasks.PreparedData:
+    """The shipped subsets downloaded and preprocessed into the test's cache."""
+    return tasks.preprocess.fn(tasks.download.fn("shipped-small"))
+
+
+def new_run(env, config: NetworkConfig, experiment: str = "tasks") -> tuple[MlflowClient, str]:
+    client, experiment_id = ensure_experiment(env.uri, experiment)
+    return client, start_run(client, experiment_id, config)
+
+
+def fit_in_process(config: NetworkConfig, data: tasks.PreparedData) -> Network:
+    train = load_npy(data.train_dir)
+    net, _ = fit(config, train.pixels, train.labels)
+    return net
+
+
+def same_bits(a: Network, b: Network) -> bool:
+    return (a.config == b.config and a.wih.dtype == b.wih.dtype and a.who.dtype == b.who.dtype
+            and a.wih.tobytes() == b.wih.tobytes() and a.who.tobytes() == b.who.tobytes())
+
+
+def artifact_paths(client: MlflowClient, run_id: str, path: str | None = None) -> set[str]:
+    return {a.path for a in client.list_artifacts(run_id, path)}
+
+
+def test_train_logs_every_epoch_and_writes_checkpoints(tracking_env, prepared):
+    config = NetworkConfig(hidden_nodes=20, learning_rate=0.3, epochs=3)
+    client, run_id = new_run(tracking_env, config)
+
+    trained = tasks.train.fn(prepared, config, tracking_env.uri, run_id)
+
+    run_dir = tracking_env.runs / run_id  # MYNN_RUNS_DIR/<run id> by default
+    mse = client.get_metric_history(run_id, "train_mse")
+    perf = client.get_metric_history(run_id, "epoch_performance")
+    assert sorted(m.step for m in mse) == [1, 2, 3]
+    assert sorted(m.step for m in perf) == [1, 2, 3]
+    assert [h["epoch"] for h in trained.history] == [1, 2, 3]
+    assert {m.step: m.value for m in mse} == {h["epoch"]: h["train_mse"] for h in trained.history}
+    assert {m.step: m.value for m in perf} == {h["epoch"]: h["performance"] for h in trained.history}
+    ckpts = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert ckpts == ["epoch-001.npz", "epoch-002.npz", "epoch-003.npz"]
+    assert Path(trained.weights_path) == run_dir / "weights.npz"
+    final = Network.load(trained.weights_path)
+    assert same_bits(final, Network.load(run_dir / "checkpoints" / "epoch-003.npz"))
+    assert same_bits(final, fit_in_process(config, prepared))  # the task trains what fit trains
+    one_epoch = fit_in_process(NetworkConfig(hidden_nodes=20, learning_rate=0.3, epochs=1), prepared)
+    first = Network.load(run_dir / "checkpoints" / "epoch-001.npz")
+    assert first.config == config  # the checkpoint carries the run's config (so it can resume)
+    assert same_bits(first, Network(config, one_epoch.wih, one_epoch.who))
+    assert {"weights.npz", "config.json"} <= artifact_paths(client, run_id)
+    metrics = client.get_run(run_id).data.metrics
+    assert metrics["training_seconds"] == pytest.approx(trained.training_seconds) and trained.training_seconds > 0
+    assert metrics["records_per_s"] == pytest.approx(trained.records_per_s) and trained.records_per_s > 0
+    assert trained.resumed_from_epoch == 0
+    assert "mynn.resumed_from_epoch" not in client.get_run(run_id).data.tags
+
+
+def test_train_resumes_from_a_checkpoint_bit_for_bit(tracking_env, prepared, tmp_path):
+    config = NetworkConfig(hidden_nodes=20, learning_rate=0.3, epochs=3)
+    client, whole_id = new_run(tracking_env, config)
+    whole = tasks.train.fn(prepared, config, tracking_env.uri, whole_id, run_dir=str(tmp_path / "whole"))
+    _, resumed_id = new_run(tracking_env, config)
+    ckpts = tmp_path / "resumed" / "checkpoints"
+    ckpts.mkdir(parents=True)
+    shutil.copyfile(tmp_path / "whole" / "checkpoints" / "epoch-001.npz", ckpts / "epoch-001.npz")
+
+    resumed = tasks.train.fn(prepared, config, tracking_env.uri, resumed_id, run_dir=str(tmp_path / "resumed"))
+
+    assert resumed.resumed_from_epoch == 1
+    assert client.get_run(resumed_id).data.tags["mynn.resumed_from_epoch"] == "1"
+    assert same_bits(Network.load(resumed.weights_path), Network.load(whole.weights_path))
+    for epoch in (2, 3):
+        name = f"epoch-{epoch:03d}.npz"
+        assert same_bits(Network.load(ckpts / name), Network.load(tmp_path / "whole" / "checkpoints" / name))
+    # only epochs 2 and 3 ran in the resumed run, with the same numbers as in the whole run
+    whole_mse = {m.step: m.value for m in client.get_metric_history(whole_id, "train_mse")}
+    resumed_mse = {m.step: m.value for m in client.get_metric_history(resumed_id, "train_mse")}
+    assert resumed_mse == {2: whole_mse[2], 3: whole_mse[3]}
+    assert [h["epoch"] for h in resumed.history] == [2, 3]
+
+
+def test_evaluate_logs_the_performance_and_the_plots(tracking_env, prepared, tmp_path):
+    client, run_id = new_run(tracking_env, GOOD)
+    trained = tasks.train.fn(prepared, GOOD, tracking_env.uri, run_id)
+
+    result = tasks.evaluate.fn(trained, prepared, tracking_env.uri, run_id)
+
+    test = load_npy(prepared.test_dir)
+    expected = Network.load(trained.weights_path).performance(scale_inputs(test.pixels), test.labels)
+    assert result.performance == expected
+    assert result.records == 10
+    assert client.get_run(run_id).data.metrics["performance"] == expected
+    # evaluating after the last epoch scores the same network as the last epoch's score
+    assert expected == trained.history[-1]["performance"]
+    assert artifact_paths(client, run_id, "plots") == {f"plots/{p}" for p in PLOTS}
+    assert "output_layer.md" in artifact_paths(client, run_id)
+    local = Path(client.download_artifacts(run_id, "", str(tmp_path / "dl")))
+    for name in PLOTS:
+        assert (local / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    assert (local / "output_layer.md").read_text().strip()
+
+
+def train_and_evaluate(env, config: NetworkConfig, data: tasks.PreparedData):
+    client, run_id = new_run(env, config)
+    trained = tasks.train.fn(data, config, env.uri, run_id)
+    ev = tasks.evaluate.fn(trained, data, env.uri, run_id)
+    return client, run_id, trained, ev
+
+
+def test_register_moves_the_alias_only_on_merit_and_the_model_loads(tracking_env, prepared, monkeypatch):
+    import mlflow.pyfunc
+
+    name = "tasks-model"
+    client, good_id, good, good_ev = train_and_evaluate(tracking_env, GOOD, prepared)
+
+    first = tasks.register.fn(good, prepared, good_ev.performance, tracking_env.uri, good_id, model_name=name)
+
+    assert (first.version, first.promoted, first.champion_version) == ("1", True, None)
+    assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
+    assert client.get_model_version(name, "1").run_id == good_id
+    tags = client.get_run(good_id).data.tags
+    assert tags["mynn.model_version"] == f"{name}/1"
+    assert tags["mynn.promotion"].startswith("promoted")
+    assert "model/MLmodel" in artifact_paths(client, good_id, "model")
+
+    # a worse model: registered as version 2, the alias stays on version 1
+    _, worse_id, worse, worse_ev = train_and_evaluate(tracking_env, WORSE, prepared)
+    assert worse_ev.performance < good_ev.performance, "precondition: WORSE must score lower than GOOD"
+    second = tasks.register.fn(worse, prepared, worse_ev.performance, tracking_env.uri, worse_id, model_name=name)
+
+    assert (second.version, second.promoted, second.champion_version) == ("2", False, "1")
+    assert second.champion_performance == good_ev.performance  # the champion, re-measured
+    assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
+    assert client.get_run(worse_id).data.tags["mynn.promotion"].startswith("not promoted")
+    assert client.get_model_version(name, "2").tags["mynn.promotion"].startswith("not promoted")
+
+    # an equal one (same config and seed: same weights, same score) takes the alias
+    _, equal_id, equal, equal_ev = train_and_evaluate(tracking_env, GOOD, prepared)
+    assert equal_ev.performance == good_ev.performance
+    third = tasks.register.fn(equal, prepared, equal_ev.performance, tracking_env.uri, equal_id, model_name=name)
+
+    assert (third.version, third.promoted, third.champion_version) == ("3", True, "1")
+    champ = client.get_model_version_by_alias(name, "champion")
+    assert (str(champ.version), champ.run_id) == ("3", equal_id)
+    assert client.get_run(equal_id).data.tags["mynn.promotion"].startswith("promoted")
+
+    # the registered model, loaded by alias through MLflow, predicts what the network predicts
+    monkeypatch.setattr(sys, "path", list(sys.path))  # load_model prepends the model's code/ folder
+    model = mlflow.pyfunc.load_model(f"models:/{name}@champion")  # MLFLOW_TRACKING_URI: the tmp store
+    test = load_npy(prepared.test_dir)
+    train = load_npy(prepared.train_dir)
+    rows = np.concatenate([test.pixels, train.pixels[:20]]).astype(np.float64)  # raw 0..255
+    out = model.predict(rows)
+    net = Network.load(equal.weights_path)
+    expected = net.predict(scale_inputs(rows.astype(np.uint8)))
+    np.testing.assert_array_equal(out["digit"].to_numpy(), expected)
+    np.testing.assert_allclose(out[[f"output_{i}" for i in range(10)]].to_numpy(),
+                               net.query(scale_inputs(rows.astype(np.uint8))), rtol=0, atol=1e-12)
