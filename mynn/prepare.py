@@ -61,3 +61,16 @@ def _write_json_atomic(path: Path, obj: dict) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def subset(prepared: Prepared, records: int, cache_dir: str | os.PathLike) -> Prepared:
+    """The first ``records`` records of a prepared dataset, stored (and keyed) like any other."""
+    ds = load_npy(prepared.directory).head(records)
+    directory = Path(cache_dir) / "arrays" / ds.digest
+    try:
+        load_npy(directory)
+        hit = True
+    except (FileNotFoundError, DataFormatError):
+        save_npy(ds, directory)
+        hit = False
+    return Prepared(directory, ds.digest, len(ds), identify(ds), hit)

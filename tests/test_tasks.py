@@ -51,7 +51,7 @@ class ServerState:
     root: Path | None = None  # files served from here (GET /<name>); anything else is 404
     drop_next: int = 0  # the next N responses with a body send a third of it and hang up
     requests: list[str] = field(default_factory=list)  # every GET path, in order
-    bytes_sent: int = 0  # body bytes written, complete responses and cut ones
+    bytes_sent: int = 0  # body bytes sent, complete responses and cut ones
     lock: threading.Lock = field(default_factory=threading.Lock)
     base: str = ""
 
@@ -81,10 +81,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             part = body[: len(body) // 3] if drop else body
+            with state.lock:  # counted before the write: the client may be done right after it
+                state.bytes_sent += len(part)
             self.wfile.write(part)
             self.wfile.flush()
-            with state.lock:
-                state.bytes_sent += len(part)
             if drop:  # promised the whole body, sent a third: hang up mid-body
                 self.close_connection = True
         except (BrokenPipeError, ConnectionResetError):

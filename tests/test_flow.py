@@ -1,0 +1,175 @@
+"""The whole flow, run by Prefect against one temporary Prefect server (fixture
+``prefect_harness``) and tracked in a real SQLite MLflow store under tmp_path
+(fixture ``tracking_env``): nothing is mocked, the data are the shipped 100/10 subsets.
+"""
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+from prefect.exceptions import ParameterTypeError
+from pydantic import ValidationError
+
+from flows.params import TrainConfig
+from flows.train_flow import train_flow
+from mynn import paths
+from mynn.config import NetworkConfig
+from mynn.data import KNOWN_DIGESTS, DataFormatError
+from tracking.runs import code_version
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+CONFIG = dict(hidden_nodes=20, epochs=2, learning_rate=0.3)
+PLOTS = {"confusion_matrix.png", "learning_curve.png", "misclassified.png", "output_layer.png"}
+
+
+def run_flow(**overrides):
+    kwargs = dict(config=TrainConfig(**CONFIG), source="shipped-small", model_name="t-model", experiment="t-exp")
+    kwargs.update(overrides)
+    return train_flow(**kwargs)
+
+
+def runs_of(client: MlflowClient, experiment: str = "t-exp") -> list:
+    exp = client.get_experiment_by_name(experiment)
+    return [] if exp is None else client.search_runs([exp.experiment_id])
+
+
+def test_the_whole_chain_leaves_a_complete_mlflow_run(tracking_env):
+    import numpy
+    from prefect.client.orchestration import get_client
+
+    summary = run_flow()
+
+    client = MlflowClient(tracking_env.uri, registry_uri=tracking_env.uri)
+    runs = runs_of(client)
+    assert [r.info.run_id for r in runs] == [summary["run_id"]]
+    run = client.get_run(summary["run_id"])
+    run_id = run.info.run_id
+    assert run.info.run_name == "h20-lr0.3-e2-s0" == summary["run_name"]
+    assert run.info.status == "FINISHED"
+
+    # parameters
+    params = run.data.params
+    expected_config = NetworkConfig(**CONFIG).to_dict()
+    assert {k: params[k] for k in expected_config} == {k: str(v) for k, v in expected_config.items()}
+    assert params["source"] == "shipped-small"
+    assert params["train_digest"] == KNOWN_DIGESTS["mnist_train_100"]
+    assert params["test_digest"] == KNOWN_DIGESTS["mnist_test_10"]
+    assert (params["train_records"], params["test_records"]) == ("100", "10")
+    assert params["version.numpy"] == numpy.__version__
+    commit = code_version()["git_commit"]
+    assert params["git_commit"] == commit and len(commit) == 40
+
+    # metrics, per epoch with steps, and the final ones
+    for name in ("train_mse", "epoch_performance"):
+        assert sorted(m.step for m in client.get_metric_history(run_id, name)) == [1, 2], name
+    metrics = run.data.metrics
+    assert metrics["performance"] == summary["performance"]
+    last_epoch = {m.step: m.value for m in client.get_metric_history(run_id, "epoch_performance")}[2]
+    assert metrics["performance"] == last_epoch  # the evaluated network is the last epoch's
+    assert 0.0 <= metrics["performance"] <= 1.0
+    assert metrics["training_seconds"] > 0 and metrics["records_per_s"] > 0
+
+    # artifacts
+    root = {a.path for a in client.list_artifacts(run_id)}
+    assert {"weights.npz", "config.json", "plots", "model"} <= root
+    assert {a.path for a in client.list_artifacts(run_id, "plots")} == {f"plots/{p}" for p in PLOTS}
+    assert "model/MLmodel" in {a.path for a in client.list_artifacts(run_id, "model")}
+
+    # dataset inputs
+    inputs = run.inputs.dataset_inputs
+    by_context = {next(t.value for t in i.tags if t.key == "mlflow.data.context"): i.dataset for i in inputs}
+    assert len(inputs) == 2 and set(by_context) == {"training", "evaluation"}
+    assert by_context["training"].name == "mnist_train_100"
+    assert by_context["training"].digest == KNOWN_DIGESTS["mnist_train_100"][:32]
+    assert by_context["evaluation"].name == "mnist_test_10"
+    assert by_context["evaluation"].digest == KNOWN_DIGESTS["mnist_test_10"][:32]
+
+    # tags: the Prefect flow run that made it, and the code version
+    tags = run.data.tags
+    assert tags["mlflow.source.git.commit"] == commit
+    flow_run_id = uuid.UUID(tags["prefect.flow_run_id"])
+    with get_client(sync_client=True) as prefect:
+        flow_run = prefect.read_flow_run(flow_run_id)
+    assert flow_run.name == "h20-lr0.3-e2-s0"
+    assert flow_run.state is not None and flow_run.state.is_completed()
+
+    # the registered version and its alias
+    champion = client.get_model_version_by_alias("t-model", "champion")
+    assert (str(champion.version), champion.run_id) == ("1", run_id)
+    assert (summary["model_version"], summary["promoted"]) == ("1", True)
+    assert tags["mynn.model_version"] == "t-model/1"
+    assert tags["mynn.promotion"].startswith("promoted")
+
+
+def test_the_same_seed_twice_gives_identical_weights_and_performance(tracking_env, tmp_path):
+    first = run_flow()
+    second = run_flow()
+
+    assert first["run_id"] != second["run_id"]
+    client = MlflowClient(tracking_env.uri, registry_uri=tracking_env.uri)
+    arrays = []
+    for i, summary in enumerate((first, second)):
+        local = client.download_artifacts(summary["run_id"], "weights.npz", str(tmp_path / f"dl{i}"))
+        with np.load(local, allow_pickle=False) as npz:
+            arrays.append({k: npz[k] for k in npz.files})
+    assert arrays[0].keys() == arrays[1].keys() == {"wih", "who", "config"}
+    for key in ("wih", "who"):
+        assert arrays[0][key].dtype == arrays[1][key].dtype == np.float64
+        assert arrays[0][key].tobytes() == arrays[1][key].tobytes(), key
+    assert str(arrays[0]["config"]) == str(arrays[1]["config"])
+    assert first["performance"] == second["performance"]
+    perf = [client.get_run(s["run_id"]).data.metrics["performance"] for s in (first, second)]
+    assert perf[0] == perf[1]
+    # an equal score takes the alias
+    assert (second["model_version"], second["promoted"]) == ("2", True)
+
+
+def test_a_failing_flow_ends_its_run_failed_and_registers_nothing(tracking_env, tmp_path):
+    source = tmp_path / "bad-source"
+    source.mkdir()
+    lines = (paths.data_dir() / "mnist_train_100.csv").read_text().splitlines(keepends=True)
+    fields = lines[16].split(",")
+    fields[3] = "abc"
+    lines[16] = ",".join(fields)
+    (source / "mnist_train.csv").write_text("".join(lines))
+    shutil.copyfile(paths.data_dir() / "mnist_test_10.csv", source / "mnist_test.csv")
+
+    with pytest.raises(DataFormatError, match="line 17"):
+        run_flow(source=str(source))
+
+    client = MlflowClient(tracking_env.uri, registry_uri=tracking_env.uri)
+    runs = runs_of(client)
+    assert len(runs) == 1
+    assert [r.info.status for r in runs] == ["FAILED"]
+    assert "DataFormatError" in runs[0].data.tags["mynn.failure"]
+    assert "mynn.model_version" not in runs[0].data.tags
+    assert client.search_model_versions() == []
+    assert client.search_registered_models() == []
+
+
+@pytest.mark.parametrize("config", [{"hidden_nodes": 0}, {"learning_rate": -1}],
+                         ids=["hidden_nodes=0", "learning_rate=-1"])
+def test_invalid_parameters_are_refused_before_any_task_runs(tracking_env, config):
+    with pytest.raises((ParameterTypeError, ValidationError)) as info:
+        run_flow(config=config)
+
+    assert next(iter(config)) in str(info.value)  # names the field
+
+    client = MlflowClient(tracking_env.uri, registry_uri=tracking_env.uri)
+    assert client.get_experiment_by_name("t-exp") is None  # the flow body never started
+    all_experiments = [e.experiment_id for e in client.search_experiments()]
+    assert client.search_runs(all_experiments) == []
+    assert not Path(tracking_env.cache).exists()  # nothing was downloaded
+    assert not Path(tracking_env.runs).exists()
+
+
+def test_a_train_config_out_of_bounds_cannot_even_be_built():
+    with pytest.raises(ValidationError, match="learning_rate"):
+        TrainConfig(learning_rate=-1)
+    with pytest.raises(ValidationError, match="hidden_nodes"):
+        TrainConfig(hidden_nodes=0)

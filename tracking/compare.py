@@ -1,0 +1,73 @@
+"""Compare runs across sweeps: a metric against a parameter, with mean and spread per value."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from matplotlib.figure import Figure
+from mlflow import MlflowClient
+
+from tracking import plots
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Observed metric values grouped by a parameter's value (and by a series, if any)."""
+
+    metric: str
+    param: str
+    series: dict[str, dict[float, list[float]]]  # series name -> param value -> observations
+
+    def rows(self) -> list[dict]:
+        out = []
+        for name, groups in self.series.items():
+            for x, obs in sorted(groups.items()):
+                a = np.asarray(obs, float)
+                out.append({"series": name, self.param: x, "n": len(a), "mean": float(a.mean()),
+                            "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0,
+                            "min": float(a.min()), "max": float(a.max())})
+        return out
+
+    def markdown(self) -> str:
+        lines = [f"| series | {self.param} | n | mean {self.metric} | std | min | max |", "|---|---|---|---|---|---|---|"]
+        for r in self.rows():
+            lines.append(f"| {r['series']} | {r[self.param]:g} | {r['n']} | {r['mean']:.4f} | {r['std']:.4f} | "
+                         f"{r['min']:.4f} | {r['max']:.4f} |")
+        return "\n".join(lines) + "\n"
+
+    def figure(self, title: str | None = None, book: dict[str, dict[float, float]] | None = None,
+               log_x: bool = False) -> Figure:
+        return plots.plot_series(self.series, book, xlabel=self.param, ylabel=self.metric,
+                                 title=title or f"{self.metric} vs {self.param}", log_x=log_x)
+
+
+def compare(client: MlflowClient, experiment_ids: list[str], metric: str = "performance", param: str = "learning_rate",
+            filter_string: str = "", series_param: str | None = None) -> Comparison:
+    """Runs matching ``filter_string`` in the experiments, ``metric`` grouped by ``param``.
+
+    ``series_param`` splits the runs into one series per value of that parameter (e.g. two
+    epoch curves by learning rate). Runs without the metric or the parameter are skipped.
+    """
+    series: dict[str, dict[float, list[float]]] = {}
+    token = None
+    while True:
+        page = client.search_runs(experiment_ids, filter_string=filter_string, max_results=5000, page_token=token)
+        for run in page:
+            value = run.data.metrics.get(metric)
+            raw = run.data.params.get(param)
+            if value is None or raw is None or not math.isfinite(value):
+                continue
+            try:
+                x = float(raw)
+            except ValueError:
+                continue
+            name = f"{series_param}={run.data.params.get(series_param)}" if series_param else "runs"
+            series.setdefault(name, {}).setdefault(x, []).append(value)
+        token = page.token
+        if not token:
+            break
+    if not series:
+        raise LookupError(f"no runs in {experiment_ids} match {filter_string!r} with metric {metric!r} "
+                          f"and parameter {param!r}")
+    return Comparison(metric, param, series)
