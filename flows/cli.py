@@ -1,6 +1,9 @@
 """The ``mynn`` command: run the project's flows from a shell.
 
     mynn train [--hidden-nodes N --learning-rate LR --epochs E --seed S --source SRC ...]
+    mynn sweep --hidden-nodes 50 100 --learning-rate 0.1 0.3 --seed 0 1 2 [--workers 2]
+    mynn reproduce [--seeds 5] [--quick] [--workers 2 | --dask-address tcp://HOST:PORT]
+    mynn compare --experiment mynn-sweeps --metric performance --param learning_rate --out plot.png
 
 Without ``PREFECT_API_URL`` Prefect starts a temporary local server for the run; without
 ``MLFLOW_TRACKING_URI`` runs go to ``sqlite:///<project>/mlflow.db``.
@@ -20,15 +23,24 @@ TELEMETRY_OFF = {"DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true",
                  "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
 
 
-def _config_options(parser: argparse.ArgumentParser) -> None:
+def _config_options(parser: argparse.ArgumentParser, many: bool = False) -> None:
+    """One option per NetworkConfig field; with ``many``, each takes a list (a sweep grid)."""
     hints = typing.get_type_hints(NetworkConfig)
-    group = parser.add_argument_group("network and training")
+    group = parser.add_argument_group("network and training" + (" (one or more values each)" if many else ""))
     for f in dataclasses.fields(NetworkConfig):
         kind = hints[f.name]
         choices = typing.get_args(kind) if typing.get_origin(kind) is typing.Literal else None
-        group.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=f.default,
+        group.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name,
+                           default=[f.default] if many else f.default, nargs="+" if many else None,
                            type=None if choices else kind, choices=choices,
                            help=f"{f.metadata['doc']} (default: {f.default})")
+
+
+def _runner_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=int, default=2,
+                        help="points trained in parallel by a process pool on this machine (default: 2)")
+    parser.add_argument("--dask-address", default=None, metavar="tcp://HOST:PORT",
+                        help="train the points on this existing Dask cluster (prefect-dask) instead")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +56,81 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model-name", default="mynn", help="registered model name (default: mynn)")
     train.add_argument("--experiment", default="mynn", help="MLflow experiment (default: mynn)")
     train.add_argument("--alias", default="champion", help="alias moved to a better version (default: champion)")
+
+    sweep = sub.add_parser("sweep", help="train every combination of a grid; one parent run, a child per point",
+                           description="A sweep: every combination of the values given; finished points are "
+                                       "reused, smaller epoch counts are taken from one longer training.")
+    _config_options(sweep, many=True)
+    sweep.add_argument("--source", default="shipped", help="data source (as for train)")
+    sweep.add_argument("--train-records", type=int, default=None, help="use only the first N training records")
+    sweep.add_argument("--test-records", type=int, default=None, help="use only the first M test records")
+    sweep.add_argument("--experiment", default="mynn-sweeps", help="MLflow experiment (default: mynn-sweeps)")
+    sweep.add_argument("--name", default=None, help="name of the parent run")
+    _runner_options(sweep)
+
+    rep = sub.add_parser("reproduce", help="every experiment of the book over several seeds, with a report",
+                         description="Reproduce the book's table: learning rates, two epoch curves, hidden nodes "
+                                     "and the 100/10 run, each over N seeds; the report compares with the book.")
+    rep.add_argument("--seeds", type=int, default=5, help="seeds per configuration (default: 5; --quick: 2)")
+    rep.add_argument("--quick", action="store_true", help="a quick look: first 6,000/1,000 records, 2 seeds")
+    rep.add_argument("--source", default="shipped", help="full MNIST source (default: shipped)")
+    rep.add_argument("--experiment", default="mynn-reproduce", help="MLflow experiment (default: mynn-reproduce)")
+    _runner_options(rep)
+
+    cmp_ = sub.add_parser("compare", help="a metric against a parameter across runs, with mean and spread",
+                          description="Query MLflow for runs and draw a metric against a parameter, one point "
+                                      "per value with mean, std and range; several experiments side by side.")
+    cmp_.add_argument("--experiment", action="append", required=True, help="experiment name (repeatable)")
+    cmp_.add_argument("--filter", default="", help="MLflow search filter, e.g. \"params.hidden_nodes = '100'\"")
+    cmp_.add_argument("--metric", default="performance", help="metric (default: performance)")
+    cmp_.add_argument("--param", default="learning_rate", help="parameter on the x axis (default: learning_rate)")
+    cmp_.add_argument("--series", default=None, help="one series per value of this parameter")
+    cmp_.add_argument("--out", default=None, help="write the plot to this PNG file")
     return parser
+
+
+def _run_sweep(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
+    from pydantic import ValidationError
+
+    from flows.sweep_flow import SweepGrid, sweep_flow, task_runner
+
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(NetworkConfig)}
+    try:
+        grid = SweepGrid(**values)
+    except ValidationError as exc:
+        parser.error("; ".join(f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']} (got {e.get('input')!r})"
+                               for e in exc.errors()))
+    _check_workers(parser, args)
+    runner = task_runner(args.workers, args.dask_address)
+    return sweep_flow.with_options(task_runner=runner)(
+        grid=grid, source=args.source, train_records=args.train_records, test_records=args.test_records,
+        experiment=args.experiment, name=args.name)
+
+
+def _check_workers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.workers < 1:
+        parser.error(f"--workers: must be at least 1 (got {args.workers})")
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from mlflow import MlflowClient
+
+    from tracking import compare, plots
+    from tracking.store import tracking_uri
+
+    uri = tracking_uri()
+    client = MlflowClient(uri)
+    ids = []
+    for name in args.experiment:
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise SystemExit(f"mynn compare: no experiment {name!r} in {uri}")
+        ids.append(exp.experiment_id)
+    result = compare.compare(client, ids, args.metric, args.param, args.filter, args.series)
+    print(result.markdown(), end="")
+    if args.out:
+        print(f"plot: {plots.save_png(result.figure(), args.out)}")
+    return 0
 
 
 def _validated_config(parser: argparse.ArgumentParser, args: argparse.Namespace):
@@ -74,6 +160,24 @@ def main(argv: list[str] | None = None) -> int:
                              experiment=args.experiment, alias=args.alias)
         print(json.dumps(summary, indent=2))
         return 0
+    if args.command == "sweep":
+        summary = _run_sweep(parser, args)
+        print(json.dumps({k: v for k, v in summary.items() if k != "results"}, indent=2))
+        return 0
+    if args.command == "reproduce":
+        from flows.reproduce import reproduce_flow
+        from flows.sweep_flow import task_runner
+
+        _check_workers(parser, args)
+        if args.seeds < 1:
+            parser.error(f"--seeds: must be at least 1 (got {args.seeds})")
+        summary = reproduce_flow.with_options(task_runner=task_runner(args.workers, args.dask_address))(
+            seeds=args.seeds, quick=args.quick, source=args.source, experiment=args.experiment)
+        print(summary["report"])
+        print(json.dumps({k: v for k, v in summary.items() if k not in ("report", "results")}, indent=2))
+        return 0
+    if args.command == "compare":
+        return _compare(args)
     parser.error(f"unknown command {args.command}")
     return 2
 
