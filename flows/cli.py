@@ -55,7 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
                             "file:// or http(s):// base URL holding mnist_train.csv[.gz] and mnist_test.csv[.gz]")
     train.add_argument("--model-name", default="mynn", help="registered model name (default: mynn)")
     train.add_argument("--experiment", default="mynn", help="MLflow experiment (default: mynn)")
+    train.add_argument("--resume", default=None, metavar="RUN_ID",
+                       help="continue an interrupted MLflow run of the same config from its last epoch checkpoint")
     train.add_argument("--alias", default="champion", help="alias moved to a better version (default: champion)")
+    train.add_argument("--promotion", default="mcnemar", choices=["mcnemar", "at-least"],
+                       help="when the alias moves to the new version: mcnemar (right on more test records than "
+                            "the champion and McNemar's one-sided mid-p < --alpha) or at-least (performance >= "
+                            "the champion's) (default: mcnemar)")
+    train.add_argument("--alpha", type=float, default=0.05,
+                       help="significance level of the mcnemar rule, in (0, 1) (default: 0.05)")
 
     sweep = sub.add_parser("sweep", help="train every combination of a grid; one parent run, a child per point",
                            description="A sweep: every combination of the values given; finished points are "
@@ -86,7 +94,58 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--param", default="learning_rate", help="parameter on the x axis (default: learning_rate)")
     cmp_.add_argument("--series", default=None, help="one series per value of this parameter")
     cmp_.add_argument("--out", default=None, help="write the plot to this PNG file")
+
+    srv = sub.add_parser("serve", help="serve the flows as deployments to the Prefect server (PREFECT_API_URL)",
+                         description="Serve the train (scheduled retraining), sweep, reproduce and reconcile "
+                                     "deployments to the Prefect server at PREFECT_API_URL until stopped.")
+    srv.add_argument("--retrain-cron", default=None,
+                     help="cron schedule of the train deployment (default: '0 3 * * 1', Mondays 03:00)")
+    srv.add_argument("--no-schedule", action="store_true", help="no scheduled retraining")
+    srv.add_argument("--source", default="shipped", help="data source of the deployments (default: shipped)")
+    srv.add_argument("--workers", type=int, default=2, help="parallel points of sweeps (default: 2)")
+    srv.add_argument("--limit", type=int, default=None, help="at most this many flow runs at once")
+
+    rec = sub.add_parser("reconcile", help="close MLflow runs left RUNNING by crashed or cancelled flow runs",
+                         description="Find MLflow runs still RUNNING whose Prefect flow run ended badly "
+                                     "(crashed, failed, cancelled or gone) and close them as FAILED or KILLED.")
+    rec.add_argument("--dry-run", action="store_true", help="only list what would be closed")
     return parser
+
+
+def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from flows.ops import DEFAULT_RETRAIN_CRON, serve
+
+    if not os.environ.get("PREFECT_API_URL"):
+        parser.error("serve: set PREFECT_API_URL to a running Prefect server (e.g. http://127.0.0.1:4200/api); "
+                     "start one with: prefect server start --host 127.0.0.1")
+    _check_workers(parser, args)
+    cron = None if args.no_schedule else (args.retrain_cron or DEFAULT_RETRAIN_CRON)
+    if cron is not None:
+        from cronsim import CronSim, CronSimError
+        from datetime import datetime
+
+        try:
+            CronSim(cron, datetime(2026, 1, 1))
+        except CronSimError as exc:
+            parser.error(f"--retrain-cron: {cron!r} is not a cron expression ({exc})")
+    serve(cron, args.source, args.workers, args.limit)
+    return 0
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    from mlflow import MlflowClient
+
+    from tracking.reconcile import prefect_state_lookup, reconcile
+    from tracking.store import check_reachable, tracking_uri
+
+    uri = tracking_uri()
+    check_reachable(uri)
+    closed = reconcile(MlflowClient(uri), prefect_state_lookup(), dry_run=args.dry_run)
+    for c in closed:
+        print(f"{'would close' if args.dry_run else 'closed'} {c.run_id} ({c.run_name}) as {c.status}: "
+              f"flow run {c.flow_run_id} is {c.flow_run_state}")
+    print(f"{len(closed)} run(s) {'to close' if args.dry_run else 'closed'}")
+    return 0
 
 
 def _run_sweep(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
@@ -154,10 +213,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "train":
         config = _validated_config(parser, args)
+        if not (0.0 < args.alpha < 1.0):  # also refuses nan
+            parser.error(f"--alpha: must be in (0, 1) (got {args.alpha!r})")
         from flows.train_flow import train_flow
 
         summary = train_flow(config=config, source=args.source, model_name=args.model_name,
-                             experiment=args.experiment, alias=args.alias)
+                             experiment=args.experiment, alias=args.alias, promotion=args.promotion,
+                             alpha=args.alpha, resume=args.resume)
         print(json.dumps(summary, indent=2))
         return 0
     if args.command == "sweep":
@@ -178,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "compare":
         return _compare(args)
+    if args.command == "serve":
+        return _serve(parser, args)
+    if args.command == "reconcile":
+        return _reconcile(args)
     parser.error(f"unknown command {args.command}")
     return 2
 

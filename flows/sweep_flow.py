@@ -197,7 +197,7 @@ def log_sweep_summary(client: MlflowClient, uri: str, experiment_id: str, parent
         Metric("trained_points", counts["trained"], ts, 0), Metric("derived_points", counts["derived"], ts, 0),
         Metric("reused_points", counts["reused"], ts, 0), Metric("training_seconds_total", training_seconds, ts, 0),
         Metric("wall_seconds", wall, ts, 0)])
-    best_name = best_key[1].run_name().rsplit("-s", 1)[0] + f" ({best_key[0]})"
+    best_name = best_key[1].run_name().replace("-s0", "", 1) + f" ({best_key[0]})"  # keeps -f32, -b8sum, -exact
     client.set_tag(parent_run_id, "mynn.best_point", best_name)
     with tempfile.TemporaryDirectory() as tmp:
         tmpd = Path(tmp)

@@ -13,6 +13,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric
@@ -194,17 +195,27 @@ def evaluate(trained: Trained, data: PreparedData, tracking_uri: str, run_id: st
 
 @task(name="register", cache_policy=NO_CACHE)
 def register(trained: Trained, data: PreparedData, performance: float, tracking_uri: str, run_id: str,
-             model_name: str = "mynn", alias: str = "champion") -> _registry.Registration:
+             model_name: str = "mynn", alias: str = "champion",
+             promotion: Literal["mcnemar", "at-least"] = "mcnemar", alpha: float = 0.05) -> _registry.Registration:
     """Log the MLflow model (pyfunc, weights as .npz), register a version under
-    ``model_name`` and move ``alias`` to it only if it scores at least the champion on the
-    same test set; the decision is recorded on the run and the version."""
+    ``model_name`` and decide whether ``alias`` moves to it; the decision is recorded on the
+    run and the version.
+
+    The new network (from ``trained.weights_path``) and the champion are scored record by
+    record on the test set of ``data``. ``promotion="mcnemar"`` (default): the alias moves
+    when the new model is right on more records and McNemar's one-sided mid-p < ``alpha``;
+    ``"at-least"``: when its performance is at least the champion's.
+    """
     client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
     test = load_npy(data.test_dir)
-    uri = _registry.log_model(client, run_id, Path(trained.weights_path), test.pixels[:2])
+    weights = Path(trained.weights_path)
+    uri = _registry.log_model(client, run_id, weights, test.pixels[:2])
     run = client.get_run(run_id)
     reg = _registry.register(client, run_id, model_name, uri, performance=performance,
                              test_pixels=test.pixels, test_labels=test.labels, test_digest=data.test_digest,
-                             alias=alias, run_url=run_ui_url(tracking_uri, run.info.experiment_id, run_id))
+                             alias=alias, run_url=run_ui_url(tracking_uri, run.info.experiment_id, run_id),
+                             network=Network.load(weights), promotion=promotion, alpha=alpha)
+    p = "" if reg.p_value is None else f", McNemar mid-p {reg.p_value:.4g}, alpha {reg.alpha:g}"
     _logger().info(f"registered {model_name} v{reg.version}: {'promoted' if reg.promoted else 'not promoted'}"
-                   f" ({reg.reason})")
+                   f" (rule {reg.rule}{p}: {reg.reason})")
     return reg

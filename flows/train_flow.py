@@ -7,8 +7,9 @@ Ctrl-C or SIGTERM); nothing is registered from a run that did not pass evaluatio
 """
 from __future__ import annotations
 
+import os
 import time
-from typing import Annotated
+from typing import Annotated, Optional, Literal
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
@@ -17,7 +18,8 @@ from pydantic import Field
 
 from flows import tasks
 from flows.params import TrainConfig, to_network_config
-from tracking.runs import TAG_PREFECT_FLOW_RUN_ID, TAG_PREFECT_FLOW_RUN_URL, closing_run, start_run
+from tracking.runs import (TAG_PREFECT_FLOW_RUN_ID, TAG_PREFECT_FLOW_RUN_URL, closing_run, interrupted_run_of_flow_run,
+                           reopen_run, start_run)
 from tracking.store import DEFAULT_EXPERIMENT, ensure_experiment, run_ui_url, tracking_uri
 
 
@@ -33,6 +35,12 @@ def train_flow(
     model_name: Annotated[str, Field(min_length=1, max_length=200, description="Registered model name")] = "mynn",
     experiment: Annotated[str, Field(min_length=1, max_length=200, description="MLflow experiment")] = DEFAULT_EXPERIMENT,
     alias: Annotated[str, Field(min_length=1, max_length=100, description="Alias given to the best version")] = "champion",
+    promotion: Annotated[Literal["mcnemar", "at-least"], Field(
+        description="When the alias moves: 'mcnemar' (right on more test records than the champion and "
+                    "McNemar's one-sided mid-p < alpha) or 'at-least' (performance >= the champion's)")] = "mcnemar",
+    alpha: Annotated[float, Field(gt=0, lt=1, description="Significance level of the 'mcnemar' promotion rule")] = 0.05,
+    resume: Annotated[Optional[str], Field(description="MLflow run id of an interrupted run of this config: "
+                                                       "continue it from its last epoch checkpoint")] = None,
 ) -> dict:
     """Train the book's network on MNIST and track everything in MLflow.
 
@@ -43,12 +51,18 @@ def train_flow(
     cfg = to_network_config(config)
     uri = tracking_uri()
     client, experiment_id = ensure_experiment(uri, experiment)  # fails fast, naming the address
-    tags = {}
+    tags = {"mynn.pid": str(os.getpid())}  # lets an operator (or a test) find the process
     if flow_run.id:
         tags[TAG_PREFECT_FLOW_RUN_ID] = str(flow_run.id)
         if flow_run.ui_url:
             tags[TAG_PREFECT_FLOW_RUN_URL] = str(flow_run.ui_url)
-    run_id = start_run(client, experiment_id, cfg, tags=tags)
+        # a restarted (retried or rescheduled) flow run continues its own interrupted MLflow run
+        resume = resume or interrupted_run_of_flow_run(client, experiment_id, str(flow_run.id))
+    if resume:
+        run_id = reopen_run(client, resume, cfg, tags)
+        log.info(f"resuming MLflow run {run_id} ({cfg.run_name()}) from its last checkpoint")
+    else:
+        run_id = start_run(client, experiment_id, cfg, tags=tags)
     url = run_ui_url(uri, experiment_id, run_id)
     log.info(f"MLflow run {run_id} ({cfg.run_name()}) in {uri}: {url}")
     create_link_artifact(link=url, link_text=f"MLflow run {cfg.run_name()}", key="mlflow-run",
@@ -59,7 +73,8 @@ def train_flow(
         tasks.log_data(data, downloaded, uri, run_id)
         trained = tasks.train(data, cfg, uri, run_id)
         ev = tasks.evaluate(trained, data, uri, run_id)
-        reg = tasks.register(trained, data, ev.performance, uri, run_id, model_name, alias)
+        reg = tasks.register(trained, data, ev.performance, uri, run_id, model_name, alias,
+                             promotion=promotion, alpha=alpha)
         pipeline_seconds = time.perf_counter() - t0
         client.log_metric(run_id, "pipeline_seconds", pipeline_seconds)
     summary = {

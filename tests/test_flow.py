@@ -125,8 +125,9 @@ def test_the_same_seed_twice_gives_identical_weights_and_performance(tracking_en
     assert first["performance"] == second["performance"]
     perf = [client.get_run(s["run_id"]).data.metrics["performance"] for s in (first, second)]
     assert perf[0] == perf[1]
-    # an equal score takes the alias
-    assert (second["model_version"], second["promoted"]) == ("2", True)
+    # identical predictions are not significantly better (McNemar: b = c = 0): no promotion
+    assert (second["model_version"], second["promoted"]) == ("2", False)
+    assert "b=0, c=0" in second["reason"]
 
 
 def test_a_failing_flow_ends_its_run_failed_and_registers_nothing(tracking_env, tmp_path):

@@ -1,25 +1,36 @@
 """The model registry: log a run's model, register a version, move the alias only on merit.
 
-The alias (``champion`` by default) moves to a new version only if the new model's
-performance on the same test set is at least the current champion's, re-measured on that
-test set (not taken from the champion's old run). Every decision is recorded: on the run
-(tags ``mynn.model_version``, ``mynn.promotion``) and on the version (tags).
+Both the new model and the current champion are scored, record by record, on the same test
+set (the champion is re-measured, not taken from its old run). With the default rule
+``"mcnemar"`` the alias (``champion`` by default) moves to the new version only if it is
+right on more records than the champion and McNemar's exact test (one-sided mid-p, see
+:mod:`mynn.stats`) says so at level ``alpha``; with ``"at-least"`` it moves when the new
+performance is at least the champion's. Every decision is recorded: on the run (tags
+``mynn.model_version``, ``mynn.promotion``, ``mynn.promotion_p_value``,
+``mynn.champion_performance``; metric ``promotion_p_value``) and on the version (tags).
 """
 from __future__ import annotations
 
+import os
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 from mlflow import MlflowClient
+from mlflow.entities import Metric, RunTag
 from mlflow.exceptions import MlflowException
 
 from mynn.data import scale_inputs
 from mynn.network import Network
+from mynn.stats import mcnemar
 from tracking import flavour
 
 MODEL_ARTIFACT = "model"
+Promotion = Literal["mcnemar", "at-least"]
+PROMOTION_RULES: tuple[str, ...] = get_args(Promotion)
 
 
 @dataclass(frozen=True)
@@ -34,6 +45,11 @@ class Registration:
     performance: float
     champion_version: str | None
     champion_performance: float | None
+    p_value: float | None = None  # one-sided McNemar mid-p (None: no champion to compare with)
+    b: int | None = None  # test records the new model gets right and the champion wrong
+    c: int | None = None  # test records the champion gets right and the new model wrong
+    rule: str = "mcnemar"  # the promotion rule applied: "mcnemar" or "at-least"
+    alpha: float = 0.05  # the significance level of the "mcnemar" rule
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -49,15 +65,7 @@ def log_model(client: MlflowClient, run_id: str, weights: Path, example_pixels: 
 
 def load_version_network(client: MlflowClient, model_name: str, version: str) -> Network:
     """The network of a registered version, read from its arrays (no pickle)."""
-    mv = client.get_model_version(model_name, version)
-    with tempfile.TemporaryDirectory() as tmp:
-        local = Path(client.download_artifacts(mv.run_id, MODEL_ARTIFACT, tmp))
-        # the data folder as recorded in MLmodel: pyfunc.save_model copies data_path *into*
-        # the model's data/ folder (data/data), so it is not simply local / "data"
-        from mlflow.models import Model
-
-        data = Model.load(str(local)).flavors["python_function"]["data"]
-        return Network.load(local / data / flavour.WEIGHTS_FILE)
+    return _network_of_run(client, client.get_model_version(model_name, version).run_id)
 
 
 def champion(client: MlflowClient, model_name: str, alias: str):
@@ -68,14 +76,69 @@ def champion(client: MlflowClient, model_name: str, alias: str):
         return None
 
 
+def _network_of_run(client: MlflowClient, run_id: str) -> Network:
+    """The network of the MLflow model logged under the run's ``model/`` artifact."""
+    from mlflow.models import Model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(client.download_artifacts(run_id, MODEL_ARTIFACT, tmp))
+        # the data folder as recorded in MLmodel: pyfunc.save_model copies data_path *into*
+        # the model's data/ folder (data/data), so it is not simply local / "data"
+        data = Model.load(str(local)).flavors["python_function"]["data"]
+        return Network.load(local / data / flavour.WEIGHTS_FILE)
+
+
+def _correct(net: Network, test_pixels: np.ndarray, test_labels: np.ndarray) -> np.ndarray:
+    """Per-record correctness (m,) bool of ``net`` on raw uint8 pixels."""
+    return net.predict(scale_inputs(test_pixels, net.config.dtype)) == np.asarray(test_labels)
+
+
+def _fmt(value) -> str:
+    return "none" if value is None else repr(value) if isinstance(value, float) else str(value)
+
+
 def register(client: MlflowClient, run_id: str, model_name: str, model_uri: str, *,
              performance: float, test_pixels: np.ndarray, test_labels: np.ndarray, test_digest: str,
-             alias: str = "champion", run_url: str | None = None) -> Registration:
+             alias: str = "champion", run_url: str | None = None,
+             network: Network | str | os.PathLike | None = None,
+             promotion: Literal["mcnemar", "at-least"] = "mcnemar", alpha: float = 0.05) -> Registration:
     """Register the run's model as a new version and decide on the alias.
 
     test_pixels (m, 784) uint8 and test_labels (m,) are the test set the new model was
-    scored on; the champion is scored on the same records before comparing.
+    scored on; the new model (``network``: a Network or a weights path; None: the run's
+    logged ``model/``) and the champion are both scored on these records here, per record.
+    ``performance`` must be the new model's score on them (checked; ValueError otherwise).
+
+    ``promotion``:
+      * ``"mcnemar"`` (default): the alias moves when there is no champion, or when the new
+        model is right on more records than the champion *and* the one-sided mid-p value of
+        McNemar's exact test (:func:`mynn.stats.mcnemar`) is below ``alpha``;
+      * ``"at-least"``: the alias moves when the new performance is >= the champion's.
+
+    Recorded on the run: tags ``mynn.model_version``, ``mynn.promotion`` (decision: reason),
+    ``mynn.promotion_p_value``, ``mynn.champion_performance`` and the metric
+    ``promotion_p_value`` (when there is a champion); on the version: tags ``performance``,
+    ``test_digest``, ``mynn.promotion``, ``p_value``, ``champion_version``,
+    ``champion_performance``, ``alpha``, ``rule``, ``mcnemar_b``, ``mcnemar_c``.
     """
+    if promotion not in PROMOTION_RULES:
+        raise ValueError(f"register: promotion must be one of {PROMOTION_RULES}, not {promotion!r}")
+    if not (isinstance(alpha, (int, float)) and 0.0 < float(alpha) < 1.0):
+        raise ValueError(f"register: alpha must be a number in (0, 1), not {alpha!r}")
+    alpha = float(alpha)
+    test_labels = np.asarray(test_labels)
+    if len(test_pixels) != len(test_labels) or len(test_labels) == 0:
+        raise ValueError(f"register: {len(test_pixels)} test rows but {len(test_labels)} labels")
+    if network is None:
+        new_net = _network_of_run(client, run_id)
+    else:
+        new_net = network if isinstance(network, Network) else Network.load(network)
+    new_correct = _correct(new_net, test_pixels, test_labels)
+    new_perf = float(np.mean(new_correct))
+    if not np.isclose(new_perf, performance, rtol=0.0, atol=1e-12):
+        raise ValueError(f"register: performance {performance!r} given, but the new model scores {new_perf!r} "
+                         f"on the {len(test_labels)} test records given")
+
     try:
         client.create_registered_model(model_name, description="The network of 'Make Your Own Neural Network' (mynn)")
     except MlflowException as exc:
@@ -88,21 +151,45 @@ def register(client: MlflowClient, run_id: str, model_name: str, model_uri: str,
     client.set_tag(run_id, "mynn.model_version", f"{model_name}/{mv.version}")
 
     current = champion(client, model_name, alias)
-    champ_perf = None
+    champ_perf = test = None
     if current is None:
         promoted, reason = True, f"no '{alias}' yet"
     else:
-        net = load_version_network(client, model_name, current.version)
-        x = scale_inputs(test_pixels, net.config.dtype)
-        champ_perf = net.performance(x, test_labels)
-        promoted = performance >= champ_perf
-        verdict = ">=" if promoted else "<"
-        reason = (f"performance {performance:.4f} {verdict} {alias} v{current.version}'s "
-                  f"{champ_perf:.4f} on the same test set ({test_digest[:12]})")
+        old_correct = _correct(load_version_network(client, model_name, current.version), test_pixels, test_labels)
+        champ_perf = float(np.mean(old_correct))
+        test = mcnemar(new_correct, old_correct)
+        m, new_n, old_n = len(test_labels), int(new_correct.sum()), int(old_correct.sum())
+        versus = (f"{alias} v{current.version} on the same {m} test records ({test_digest[:12]})")
+        counts = f"b={test.b}, c={test.c}, McNemar mid-p {test.p_value:.4g}"
+        if promotion == "at-least":
+            promoted = performance >= champ_perf
+            reason = (f"performance {performance:.4f} {'>=' if promoted else '<'} {champ_perf:.4f} of "
+                      f"{versus} (rule at-least; {counts})")
+        elif new_n <= old_n:
+            promoted = False
+            reason = f"right on {new_n} records, not more than the {old_n} of {versus} ({counts})"
+        else:
+            promoted = test.p_value < alpha
+            reason = (f"right on {new_n} records vs {old_n} of {versus}; {counts} "
+                      f"{'<' if promoted else '>='} alpha {alpha:g}")
     if promoted:
         client.set_registered_model_alias(model_name, alias, mv.version)
     decision = "promoted" if promoted else "not promoted"
-    client.set_model_version_tag(model_name, mv.version, "mynn.promotion", f"{decision}: {reason}")
-    client.set_tag(run_id, "mynn.promotion", f"{decision}: {reason}")
-    return Registration(model_name, str(mv.version), alias, promoted, reason, performance,
-                        None if current is None else str(current.version), champ_perf)
+    p_value = None if test is None else test.p_value
+    champ_version = None if current is None else str(current.version)
+    version_tags = {
+        "mynn.promotion": f"{decision}: {reason}", "rule": promotion, "alpha": _fmt(alpha),
+        "p_value": _fmt(p_value), "performance": f"{performance:.6f}",
+        "champion_version": _fmt(champ_version), "champion_performance": _fmt(champ_perf),
+        "mcnemar_b": _fmt(None if test is None else test.b), "mcnemar_c": _fmt(None if test is None else test.c),
+    }
+    for key, value in version_tags.items():
+        client.set_model_version_tag(model_name, mv.version, key, value)
+    run_tags = {"mynn.promotion": f"{decision}: {reason}", "mynn.promotion_p_value": _fmt(p_value),
+                "mynn.champion_performance": _fmt(champ_perf)}
+    ts = int(time.time() * 1000)
+    client.log_batch(run_id, tags=[RunTag(k, v) for k, v in run_tags.items()],
+                     metrics=[] if p_value is None else [Metric("promotion_p_value", p_value, ts, 0)])
+    return Registration(model_name, str(mv.version), alias, promoted, reason, performance, champ_version,
+                        champ_perf, p_value=p_value, b=None if test is None else test.b,
+                        c=None if test is None else test.c, rule=promotion, alpha=alpha)

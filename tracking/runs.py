@@ -74,6 +74,35 @@ def start_run(client: MlflowClient, experiment_id: str, config: NetworkConfig, *
     return run_id
 
 
+def reopen_run(client: MlflowClient, run_id: str, config: NetworkConfig, tags: dict[str, str]) -> str:
+    """Set an interrupted run (KILLED, FAILED or left RUNNING) of the same config running again.
+
+    Refuses a finished run or one whose parameters differ from ``config``, naming the field.
+    The train task then resumes from the run's last epoch checkpoint.
+    """
+    run = client.get_run(run_id)
+    if run.info.status == "FINISHED":
+        raise ValueError(f"run {run_id} finished already; nothing to resume")
+    for name, value in config.to_dict().items():
+        if run.data.params.get(name) != str(value):
+            raise ValueError(f"run {run_id} has {name}={run.data.params.get(name)!r}, not {value!r}: "
+                             "resume it with its own config")
+    old = run.data.tags.get(TAG_PREFECT_FLOW_RUN_ID)
+    if old and old != tags.get(TAG_PREFECT_FLOW_RUN_ID):
+        tags = {**tags, "mynn.previous_flow_run_id": old}
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
+    client.update_run(run_id, status="RUNNING")
+    return run_id
+
+
+def interrupted_run_of_flow_run(client: MlflowClient, experiment_id: str, flow_run_id: str) -> str | None:
+    """The unfinished run made earlier by this same Prefect flow run (a restart), if any."""
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`{TAG_PREFECT_FLOW_RUN_ID}` = '{flow_run_id}' "
+                              "and attributes.status != 'FINISHED'", max_results=1)
+    return runs[0].info.run_id if runs else None
+
+
 def log_params(client: MlflowClient, run_id: str, params: dict[str, object]) -> None:
     from mlflow.entities import Param
 

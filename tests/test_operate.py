@@ -1,0 +1,293 @@
+"""Operating against real servers: `mlflow server` and `prefect server` on 127.0.0.1, once
+on SQLite and once on PostgreSQL (as in docker-compose.yml), with `mynn serve` serving the
+deployments. Skipped, naming what is missing, where PostgreSQL is not installed."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from servers import (BIN, QUIET_ENV, Server, postgres_available, start_mlflow, start_postgres,
+                           start_prefect, wait_http)
+
+pytestmark = pytest.mark.timeout(900)
+
+
+def _env(stack: dict) -> dict:
+    return {**os.environ, **QUIET_ENV, "PREFECT_API_URL": stack["prefect"].url,
+            "MLFLOW_TRACKING_URI": stack["mlflow"].url, "MYNN_CACHE_DIR": str(stack["root"] / "cache"),
+            "MYNN_RUNS_DIR": str(stack["root"] / "runs"), "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def stack(request, tmp_path_factory):
+    """MLflow and Prefect servers (and PostgreSQL behind both for "postgres"), and `mynn serve`."""
+    backend = request.param
+    if backend == "postgres":
+        missing = postgres_available()
+        if missing:
+            pytest.skip(f"PostgreSQL tests need it: {missing}")
+    root = tmp_path_factory.mktemp(f"stack-{backend}")
+    stoppers = []
+    try:
+        if backend == "postgres":
+            pg = start_postgres()
+            stoppers.append(pg.stop)
+            mlflow_db = f"postgresql+psycopg2://{pg.createdb('mlflow')}"
+            prefect_db = f"postgresql+asyncpg://{pg.createdb('prefect')}"
+        else:
+            mlflow_db = f"sqlite:///{root / 'mlflow.db'}"
+            prefect_db = f"sqlite+aiosqlite:///{root / 'prefect.db'}"
+        mlflow = start_mlflow(mlflow_db, root / "mlartifacts", root / "mlflow.log")
+        stoppers.append(mlflow.stop)
+        prefect = start_prefect(root / "prefect-home", prefect_db, root / "prefect.log")
+        stoppers.append(prefect.stop)
+        stack = {"backend": backend, "root": root, "mlflow": mlflow, "prefect": prefect}
+        serve_log = root / "serve.log"
+        # every minute: the test below sees a scheduled retraining happen
+        serve = subprocess.Popen([str(BIN / "mynn"), "serve", "--source", "shipped-small", "--retrain-cron",
+                                  "* * * * *"], env=_env(stack), stdout=open(serve_log, "wb"),
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+        stoppers.append(Server("serve", "", serve, serve_log).stop)
+        stack["serve_log"] = serve_log
+        _wait_for_deployments(stack, serve)
+        yield stack
+    finally:
+        for stop in reversed(stoppers):
+            stop()
+
+
+def _prefect_client(stack):
+    from prefect.client.orchestration import SyncPrefectClient
+
+    return SyncPrefectClient(stack["prefect"].url)
+
+
+def _wait_for_deployments(stack, serve: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    names = ["mynn-train/train", "mynn-sweep/sweep", "mynn-reproduce/reproduce", "mynn-reconcile/reconcile"]
+    with _prefect_client(stack) as client:
+        while time.monotonic() < deadline:
+            if serve.poll() is not None:
+                raise RuntimeError(f"mynn serve exited: {stack['serve_log'].read_text()[-3000:]}")
+            try:
+                for name in names:
+                    client.read_deployment_by_name(name)
+                return
+            except Exception:
+                time.sleep(1)
+    raise TimeoutError(f"deployments not registered: {stack['serve_log'].read_text()[-3000:]}")
+
+
+def _run_deployment(stack, name: str, parameters: dict, timeout: float = 300):
+    with _prefect_client(stack) as client:
+        dep = client.read_deployment_by_name(name)
+        fr = client.create_flow_run_from_deployment(dep.id, parameters=parameters)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            fr = client.read_flow_run(fr.id)
+            if fr.state and fr.state.is_final():
+                return fr
+            time.sleep(1)
+    raise TimeoutError(f"flow run {fr.id} of {name} did not finish: {stack['serve_log'].read_text()[-3000:]}")
+
+
+def _mlflow_runs_of(stack, flow_run_id) -> list:
+    client = MlflowClient(stack["mlflow"].url)
+    exps = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(exps, filter_string=f"tags.`prefect.flow_run_id` = '{flow_run_id}'")
+
+
+SMALL = {"hidden_nodes": 20, "epochs": 2, "learning_rate": 0.3}
+
+
+def test_deployments_are_served_with_typed_parameters_and_a_schedule(stack):
+    with _prefect_client(stack) as client:
+        dep = client.read_deployment_by_name("mynn-train/train")
+        schema = dep.parameter_openapi_schema
+        cfg = schema["definitions"]["TrainConfig"]["properties"] if "definitions" in schema else \
+            schema["$defs"]["TrainConfig"]["properties"]
+        assert cfg["hidden_nodes"]["minimum"] == 1 and cfg["learning_rate"]["exclusiveMinimum"] == 0
+        assert cfg["hidden_nodes"]["title"] == "Hidden nodes" and cfg["hidden_nodes"]["description"]
+        assert [s.schedule.cron for s in dep.schedules] == ["* * * * *"]
+        assert dep.enforce_parameter_schema
+        for bad in ({"hidden_nodes": 0}, {"learning_rate": -0.1}):
+            with pytest.raises(Exception, match="hidden_nodes|learning_rate|validation|greater"):
+                client.create_flow_run_from_deployment(dep.id, parameters={"config": bad})
+
+
+def test_train_deployment_trains_tracks_and_registers(stack):
+    name = f"op-{stack['backend']}"
+    fr = _run_deployment(stack, "mynn-train/train", {"config": SMALL, "model_name": name})
+    assert fr.state.type.value == "COMPLETED", fr.state
+    runs = _mlflow_runs_of(stack, fr.id)
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED" and run.info.run_name == "h20-lr0.3-e2-s0"
+    assert run.data.tags["prefect.flow_run_url"].endswith(str(fr.id))
+    client = MlflowClient(stack["mlflow"].url)
+    champion = client.get_model_version_by_alias(name, "champion")
+    assert champion.run_id == run.info.run_id
+    # the same configuration again: identical predictions, so not significantly better
+    fr2 = _run_deployment(stack, "mynn-train/train", {"config": SMALL, "model_name": name})
+    run2 = _mlflow_runs_of(stack, fr2.id)[0]
+    assert run2.data.tags["mynn.promotion"].startswith("not promoted")
+    assert client.get_model_version_by_alias(name, "champion").version == champion.version
+    with _prefect_client(stack) as pc:
+        arts = pc.read_artifacts()
+    keys = {a.key for a in arts if a.flow_run_id == fr.id}
+    assert {"mlflow-run", "summary"} <= keys
+
+
+def test_scheduled_retraining_runs_and_records_its_decision(stack):
+    if stack["backend"] != "sqlite":
+        pytest.skip("the schedule is exercised once, on the SQLite stack")
+    deadline = time.monotonic() + 180
+    with _prefect_client(stack) as client:
+        from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+        while time.monotonic() < deadline:
+            runs = client.read_flow_runs(deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["train"])))
+            done = [r for r in runs if r.auto_scheduled and r.state and r.state.is_completed()]
+            if done:
+                break
+            time.sleep(2)
+        else:
+            pytest.fail(f"no scheduled run completed: {stack['serve_log'].read_text()[-3000:]}")
+    run = _mlflow_runs_of(stack, done[0].id)[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["mynn.promotion"].split(":")[0] in ("promoted", "not promoted")
+    client = MlflowClient(stack["mlflow"].url)
+    version = client.get_model_version("mynn", run.data.tags["mynn.model_version"].split("/")[1])
+    assert "mynn.promotion" in version.tags
+
+
+def test_reconcile_closes_runs_of_crashed_cancelled_and_missing_flow_runs(stack):
+    from prefect.states import Cancelled, Crashed, Running
+
+    client = MlflowClient(stack["mlflow"].url)
+    exp = client.get_experiment_by_name("reconcile-test") or None
+    exp_id = exp.experiment_id if exp else client.create_experiment("reconcile-test")
+    with _prefect_client(stack) as pc:
+        dep = pc.read_deployment_by_name("mynn-reconcile/reconcile")
+        made = {}
+        for label, state in (("crashed", Crashed()), ("cancelled", Cancelled()), ("running", Running())):
+            fr = pc.create_flow_run_from_deployment(dep.id, state=state)
+            made[label] = str(fr.id)
+    made["missing"] = "00000000-0000-0000-0000-000000000000"
+    runs = {label: client.create_run(exp_id, run_name=label, tags={"prefect.flow_run_id": fid}).info.run_id
+            for label, fid in made.items()}
+    out = subprocess.run([str(BIN / "mynn"), "reconcile"], env=_env(stack), capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    status = {label: client.get_run(rid).info.status for label, rid in runs.items()}
+    assert status == {"crashed": "FAILED", "cancelled": "KILLED", "running": "RUNNING", "missing": "FAILED"}
+    assert "flow run" in client.get_run(runs["crashed"]).data.tags["mynn.reconciled"]
+    client.set_terminated(runs["running"], "FINISHED")
+
+
+def _wait_metric(client: MlflowClient, run_id: str, metric: str, step: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(m.step >= step for m in client.get_metric_history(run_id, metric)):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"run {run_id} never logged {metric} step {step}")
+
+
+def _wait_run_for(stack, flow_run_id, timeout: float = 120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = _mlflow_runs_of(stack, flow_run_id)
+        if runs:
+            return runs[0]
+        time.sleep(0.3)
+    raise TimeoutError(f"no MLflow run for flow run {flow_run_id}")
+
+
+def test_sigkill_of_a_deployment_run_is_closed_by_reconcile(stack):
+    """The runner marks the killed flow run CRASHED; reconcile then closes its MLflow run."""
+    with _prefect_client(stack) as pc:
+        dep = pc.read_deployment_by_name("mynn-train/train")
+        fr = pc.create_flow_run_from_deployment(dep.id, parameters={
+            "config": {"hidden_nodes": 50, "epochs": 400, "learning_rate": 0.1}, "model_name": "killed"})
+    run = _wait_run_for(stack, fr.id)
+    client = MlflowClient(stack["mlflow"].url)
+    _wait_metric(client, run.info.run_id, "train_mse", 1)
+    os.kill(int(client.get_run(run.info.run_id).data.tags["mynn.pid"]), signal.SIGKILL)
+    with _prefect_client(stack) as pc:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not pc.read_flow_run(fr.id).state.is_final():
+            time.sleep(0.5)
+        assert pc.read_flow_run(fr.id).state.type.value in ("CRASHED", "FAILED", "CANCELLED")
+    assert client.get_run(run.info.run_id).info.status == "RUNNING"  # nobody could close it ...
+    out = subprocess.run([str(BIN / "mynn"), "reconcile"], env=_env(stack), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert client.get_run(run.info.run_id).info.status in ("FAILED", "KILLED")  # ... until reconcile
+    with pytest.raises(Exception):
+        client.get_registered_model("killed")
+
+
+def test_sigterm_ends_the_run_killed_and_a_resume_continues_from_the_checkpoint(stack, tmp_path):
+    if stack["backend"] != "sqlite":
+        pytest.skip("exercised once, on the SQLite stack")
+    env = _env(stack)
+    cfg = ["--hidden-nodes", "30", "--learning-rate", "0.3", "--epochs", "60", "--source", "shipped-small",
+           "--model-name", "resumed", "--experiment", "sigterm"]
+    proc = subprocess.Popen([str(BIN / "mynn"), "train", *cfg], env=env, stdout=open(tmp_path / "train.log", "wb"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    client = MlflowClient(stack["mlflow"].url)
+    deadline = time.monotonic() + 120
+    run = None
+    while time.monotonic() < deadline and run is None:
+        exp = client.get_experiment_by_name("sigterm")
+        found = client.search_runs([exp.experiment_id]) if exp else []
+        run = found[0] if found else None
+        time.sleep(0.3)
+    assert run is not None, (tmp_path / "train.log").read_text()[-3000:]
+    _wait_metric(client, run.info.run_id, "train_mse", 3)
+    os.kill(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=60) != 0
+    killed = client.get_run(run.info.run_id)
+    assert killed.info.status == "KILLED", (tmp_path / "train.log").read_text()[-3000:]
+    flow_run_id = killed.data.tags["prefect.flow_run_id"]
+    with _prefect_client(stack) as pc:
+        assert pc.read_flow_run(flow_run_id).state.type.value in ("CRASHED", "CANCELLED", "FAILED")
+    done_epochs = max(m.step for m in client.get_metric_history(run.info.run_id, "train_mse"))
+    out = subprocess.run([str(BIN / "mynn"), "train", *cfg, "--resume", run.info.run_id], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert f"resuming from checkpoint" in out.stdout + out.stderr
+    resumed = client.get_run(run.info.run_id)
+    assert resumed.info.status == "FINISHED"
+    assert int(resumed.data.tags["mynn.resumed_from_epoch"]) >= min(done_epochs, 1)
+    # the resumed model is the uninterrupted one, bit for bit
+    import numpy as np
+
+    from mynn import NetworkConfig, fit
+    from mynn.data import read_csv
+    from mynn.network import Network
+    from mynn.paths import data_dir
+
+    tr, te = read_csv(data_dir() / "mnist_train_100.csv"), read_csv(data_dir() / "mnist_test_10.csv")
+    ref, _ = fit(NetworkConfig(hidden_nodes=30, learning_rate=0.3, epochs=60), tr.pixels, tr.labels)
+    got = Network.load(client.download_artifacts(run.info.run_id, "weights.npz", str(tmp_path)))
+    assert np.array_equal(got.wih, ref.wih) and np.array_equal(got.who, ref.who)
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "train_mse")) == list(range(1, 61))
+
+
+def test_tracking_server_down_fails_fast_naming_it(stack, tmp_path):
+    env = {**_env(stack), "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}  # nothing listens on port 9
+    t0 = time.monotonic()
+    out = subprocess.run([str(BIN / "mynn"), "train", "--source", "shipped-small", "--epochs", "1"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    assert "http://127.0.0.1:9" in out.stdout + out.stderr
+    assert time.monotonic() - t0 < 60

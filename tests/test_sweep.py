@@ -1,0 +1,340 @@
+"""Sweeps end to end: Prefect (one temporary server per session, fixture ``prefect_harness``),
+a real SQLite MLflow store under tmp_path (fixture ``tracking_env``), the book's shipped
+100/10 subsets, trainings in a real process pool or on a real local Dask cluster.
+Nothing is mocked.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from flows.cli import main as cli_main
+from flows.sweep_flow import SweepGrid, sweep_flow, task_runner
+from mynn import paths
+from mynn.config import NetworkConfig
+from mynn.data import read_csv, save_npy
+from mynn.grid import Training, code_version
+from mynn.network import Network
+from mynn.train import fit
+from tracking import compare as compare_mod
+from tracking.store import ensure_experiment
+from tracking.sweeps import DataRef, TrainingJob, run_training
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+SMALL = dict(source="shipped-small")
+
+
+def sweep(experiment: str, runner=None, **grid):
+    """Run the sweep flow on the book's 100/10 subsets with a 2-process pool (unless given)."""
+    flow = sweep_flow.with_options(task_runner=runner or task_runner(2))
+    return flow(grid=SweepGrid(**grid), experiment=experiment, **SMALL)
+
+
+def client_and_exp(env, experiment: str) -> tuple[MlflowClient, str]:
+    client = MlflowClient(env.uri)
+    exp = client.get_experiment_by_name(experiment)
+    assert exp is not None, experiment
+    return client, exp.experiment_id
+
+
+def children(client: MlflowClient, experiment_id: str, parent_run_id: str) -> list:
+    return client.search_runs([experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
+
+
+def key(run) -> tuple[int, float, int]:
+    p = run.data.params
+    return int(p["hidden_nodes"]), float(p["learning_rate"]), int(p["epochs"])
+
+
+# ------------------------------------------------------------------------ 1. the main sweep
+
+
+def test_sweep_logs_parent_and_children_then_reuses_finished_points(tracking_env):
+    exp_name = "t-sweep"
+    grid = dict(hidden_nodes=[10, 20], learning_rate=[0.1, 0.3], epochs=[1])
+    first = sweep(exp_name, **grid)
+
+    client, exp_id = client_and_exp(tracking_env, exp_name)
+    parents = client.search_runs([exp_id], filter_string="tags.`mynn.kind` = 'sweep'")
+    assert [p.info.run_id for p in parents] == [first["parent_run_id"]]
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["source"] == "shipped-small" and parent.data.params["data"] == "small"
+    assert parent.data.params["code_version"] == code_version()
+
+    points = client.search_runs([exp_id], filter_string="tags.`mynn.kind` = 'point'")
+    assert len(points) == 4
+    assert {r.info.run_id for r in points} == {r.info.run_id for r in children(client, exp_id, parent.info.run_id)}
+    assert sorted(key(r) for r in points) == [(10, 0.1, 1), (10, 0.3, 1), (20, 0.1, 1), (20, 0.3, 1)]
+    for run in points:
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.info.status == "FINISHED", run.info.run_name
+        assert run.data.tags["mynn.origin"] == "trained"
+        assert run.data.tags["mynn.epochs_trained"] == "1"
+        assert 0.0 <= run.data.metrics["performance"] <= 1.0
+        mse = client.get_metric_history(run.info.run_id, "train_mse")
+        assert [m.step for m in mse] == [1] and mse[0].value > 0
+        perf = client.get_metric_history(run.info.run_id, "epoch_performance")
+        assert [m.value for m in perf] == [run.data.metrics["performance"]]
+        # the checkpoint of the one epoch was written by the worker under MYNN_RUNS_DIR
+        assert (tracking_env.runs / run.info.run_id / "checkpoints" / "epoch-001.npz").is_file()
+
+    # the parent's summary: metrics and artifacts
+    m = parent.data.metrics
+    assert (m["points"], m["trained_points"], m["derived_points"], m["reused_points"]) == (4, 4, 0, 0)
+    assert m["best_mean_performance"] == max(r.data.metrics["performance"] for r in points)
+    root = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"summary.csv", "summary.md", "best.json", "plots"} <= root
+    assert {a.path for a in client.list_artifacts(parent.info.run_id, "plots")} == {
+        "plots/performance_vs_hidden_nodes.png", "plots/performance_vs_learning_rate.png"}
+    local = client.download_artifacts(parent.info.run_id, "", str(tracking_env.db.parent / "dl1"))
+    csv_lines = open(os.path.join(local, "summary.csv")).read().strip().splitlines()
+    assert len(csv_lines) == 1 + 4 and csv_lines[0].startswith("data,hidden_nodes,learning_rate")
+    best = json.load(open(os.path.join(local, "best.json")))
+    assert best["mean_performance"] == m["best_mean_performance"]
+    assert set(best["runs"]) <= {r.info.run_id for r in points}
+    with open(os.path.join(local, "plots", "performance_vs_hidden_nodes.png"), "rb") as fh:
+        assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+    # the flow's return value agrees with the store
+    assert first["trained"] == 4 and first["points"] == 4 and len(first["results"]) == 4
+
+    # the four trainings ran as Prefect tasks of the flow, all completed
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterName
+
+    flow_run_id = parent.data.tags["prefect.flow_run_id"]
+    with get_client(sync_client=True) as pc:
+        task_runs = pc.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+                                      task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="train-points")))
+    assert len(task_runs) == 4
+    assert all(t.state is not None and t.state.is_completed() for t in task_runs)
+
+    # ---- the same sweep again: nothing is trained, every point is reused
+    first_children = {r.info.run_id: r for r in points}
+    second = sweep(exp_name, **grid)
+    assert second["parent_run_id"] != first["parent_run_id"]
+    p2 = client.get_run(second["parent_run_id"])
+    assert p2.info.status == "FINISHED"
+    assert (p2.data.metrics["points"], p2.data.metrics["trained_points"], p2.data.metrics["reused_points"]) == (4, 0, 4)
+    kids2 = children(client, exp_id, second["parent_run_id"])
+    assert len(kids2) == 4
+    for run in kids2:
+        assert run.info.status == "FINISHED"
+        origin = run.data.tags["mynn.origin"]
+        assert origin.startswith("reused:")
+        source = first_children[origin.split(":", 1)[1]]  # a child of the first sweep ...
+        assert key(source) == key(run)  # ... of the same point, with the same numbers
+        assert run.data.tags["mynn.point_id"] == source.data.tags["mynn.point_id"]
+        assert run.data.metrics["performance"] == source.data.metrics["performance"]
+        assert [m.value for m in client.get_metric_history(run.info.run_id, "train_mse")] == \
+               [m.value for m in client.get_metric_history(source.info.run_id, "train_mse")]
+        assert not (tracking_env.runs / run.info.run_id).exists()  # nothing trained for it
+
+    # ---- one more hidden size: only its two points are trained
+    third = sweep(exp_name, **{**grid, "hidden_nodes": [10, 20, 30]})
+    p3 = client.get_run(third["parent_run_id"])
+    assert (p3.data.metrics["points"], p3.data.metrics["trained_points"], p3.data.metrics["reused_points"]) == (6, 2, 4)
+    kids3 = children(client, exp_id, third["parent_run_id"])
+    trained = sorted(key(r) for r in kids3 if r.data.tags["mynn.origin"] == "trained")
+    assert trained == [(30, 0.1, 1), (30, 0.3, 1)]
+    reused = [r for r in kids3 if r.data.tags["mynn.origin"].startswith("reused:")]
+    # reuse prefers the run that trained the point, not the copy made by the second sweep
+    assert {r.data.tags["mynn.origin"].split(":", 1)[1] for r in reused} == set(first_children)
+    assert all(r.info.status == "FINISHED" for r in kids3)
+    assert len(client.search_runs([exp_id], filter_string="tags.`mynn.kind` = 'point'")) == 4 + 4 + 6
+
+
+# ------------------------------------------------------------------- 2. epochs from one training
+
+
+def small_data():
+    train = read_csv(paths.data_dir() / "mnist_train_100.csv")
+    test = read_csv(paths.data_dir() / "mnist_test_10.csv")
+    return train, test
+
+
+def test_smaller_epoch_counts_are_derived_from_one_training_and_equal_separate_trainings(tracking_env):
+    exp_name = "t-epochs"
+    out = sweep(exp_name, hidden_nodes=[10], learning_rate=[0.3], epochs=[1, 2, 3], seed=[4])
+    client, exp_id = client_and_exp(tracking_env, exp_name)
+    kids = children(client, exp_id, out["parent_run_id"])
+    assert len(kids) == 3
+    by_epochs = {int(r.data.params["epochs"]): r for r in kids}
+    assert sorted(by_epochs) == [1, 2, 3]
+    trained = by_epochs[3]
+    assert trained.data.tags["mynn.origin"] == "trained"
+    assert trained.data.tags["mynn.epochs_trained"] == "3"
+    for e in (1, 2):
+        assert by_epochs[e].data.tags["mynn.origin"] == f"derived:{trained.info.run_id}"
+        assert "mynn.epochs_trained" not in by_epochs[e].data.tags
+    assert all(r.info.status == "FINISHED" for r in kids)
+    m = client.get_run(out["parent_run_id"]).data.metrics
+    assert (m["points"], m["trained_points"], m["derived_points"], m["reused_points"]) == (3, 1, 2, 0)
+
+    train, test = small_data()
+    for e in (1, 2, 3):
+        cfg = NetworkConfig(hidden_nodes=10, learning_rate=0.3, epochs=e, seed=4)
+        net, history = fit(cfg, train.pixels, train.labels, test=(test.pixels, test.labels))
+        run = by_epochs[e]
+        assert run.data.metrics["performance"] == history[-1].performance, e
+        mse = [m.value for m in sorted(client.get_metric_history(run.info.run_id, "train_mse"), key=lambda m: m.step)]
+        assert mse == [h.train_mse for h in history], e
+        perf = [m.value for m in sorted(client.get_metric_history(run.info.run_id, "epoch_performance"),
+                                        key=lambda m: m.step)]
+        assert perf == [h.performance for h in history], e
+        # the longer training's checkpoint after epoch e is this e-epoch network, bit for bit
+        ckpt = Network.load(tracking_env.runs / trained.info.run_id / "checkpoints" / f"epoch-{e:03d}.npz")
+        assert np.array_equal(ckpt.wih, net.wih) and np.array_equal(ckpt.who, net.who), e
+        assert ckpt.wih.dtype == net.wih.dtype == np.float64
+    # a different seed gives different weights: the comparison above could fail
+    other, _ = fit(NetworkConfig(hidden_nodes=10, learning_rate=0.3, epochs=2, seed=5), train.pixels, train.labels)
+    ckpt2 = Network.load(tracking_env.runs / trained.info.run_id / "checkpoints" / "epoch-002.npz")
+    assert not np.array_equal(ckpt2.wih, other.wih)
+
+
+# --------------------------------------------------------------------------------- 3. on Dask
+
+
+def test_sweep_on_a_local_dask_cluster(tracking_env, monkeypatch):
+    from distributed import LocalCluster
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as c:
+        api_url = str(c.api_url).rstrip("/")
+    # the workers inherit the environment when they start: the Prefect API and the
+    # MLflow/MYNN variables (set by tracking_env) must be there before the cluster is made
+    monkeypatch.setenv("PREFECT_API_URL", api_url)
+    assert os.environ["MLFLOW_TRACKING_URI"] == tracking_env.uri
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    try:
+        out = sweep("t-dask", runner=task_runner(dask_address=cluster.scheduler_address),
+                    hidden_nodes=[10, 20], learning_rate=[0.3], epochs=[1])
+    finally:
+        cluster.close()
+    client, exp_id = client_and_exp(tracking_env, "t-dask")
+    parent = client.get_run(out["parent_run_id"])
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["trained_points"] == 2
+    kids = children(client, exp_id, out["parent_run_id"])
+    assert sorted(key(r) for r in kids) == [(10, 0.3, 1), (20, 0.3, 1)]
+    assert all(r.info.status == "FINISHED" and r.data.tags["mynn.origin"] == "trained" for r in kids)
+    assert all(0.0 <= r.data.metrics["performance"] <= 1.0 for r in kids)
+    for r in kids:
+        assert (tracking_env.runs / r.info.run_id / "checkpoints" / "epoch-001.npz").is_file()
+
+
+# ------------------------------------------------------------------------------ 4. failures
+
+
+def _job(tracking_env, exp_name: str, data: DataRef, run_dir) -> tuple[MlflowClient, str, TrainingJob]:
+    client, exp_id = ensure_experiment(tracking_env.uri, exp_name)
+    parent = client.create_run(exp_id, run_name="parent", tags={"mynn.kind": "sweep"}).info.run_id
+    cfg = NetworkConfig(hidden_nodes=10, learning_rate=0.3, epochs=2)
+    job = TrainingJob(tracking_env.uri, exp_id, parent, Training(cfg, (1, 2)), data, code_version(), str(run_dir))
+    return client, exp_id, job
+
+
+def test_run_training_with_missing_data_raises_and_leaves_nothing_running(tracking_env, tmp_path):
+    missing = DataRef("small", str(tmp_path / "no-train"), str(tmp_path / "no-test"), "0" * 64, "1" * 64)
+    client, exp_id, job = _job(tracking_env, "t-fail", missing, tmp_path / "runs")
+    with pytest.raises(Exception, match="no-train"):
+        run_training(job)
+    runs = client.search_runs([exp_id])
+    assert [r.data.tags.get("mynn.kind") for r in runs] == ["sweep"]  # no child was left behind
+    assert not [r for r in runs if r.data.tags.get("mynn.kind") == "point" and r.info.status == "RUNNING"]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_run_training_failing_mid_training_marks_the_child_failed(tracking_env, tmp_path):
+    train, test = small_data()
+    data = DataRef("small", str(save_npy(train, tmp_path / "train")), str(save_npy(test, tmp_path / "test")),
+                   train.digest, test.digest)
+    blocker = tmp_path / "runs-is-a-file"
+    blocker.write_text("not a folder")  # the checkpoint after epoch 1 cannot be written
+    client, exp_id, job = _job(tracking_env, "t-fail2", data, blocker)
+    with pytest.raises(OSError):
+        run_training(job)
+    points = client.search_runs([exp_id], filter_string="tags.`mynn.kind` = 'point'")
+    assert len(points) == 1
+    run = points[0]
+    assert run.info.status == "FAILED"
+    assert run.data.tags["mlflow.parentRunId"] == job.parent_run_id
+    assert "mynn.failure" in run.data.tags
+    assert not client.search_runs([exp_id], filter_string="attributes.status = 'RUNNING' "
+                                                          "and tags.`mynn.kind` = 'point'")
+    # the epoch was logged before the checkpoint failed; no derived child for epoch 1
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train_mse")] == [1]
+
+
+def test_a_sweep_whose_trainings_fail_fails_with_its_parent(tracking_env, tmp_path, monkeypatch):
+    blocker = tmp_path / "runs-is-a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("MYNN_RUNS_DIR", str(blocker))
+    with pytest.raises(RuntimeError, match="2 of 2 training"):
+        sweep("t-fail3", hidden_nodes=[10, 20], learning_rate=[0.3], epochs=[1])
+    client, exp_id = client_and_exp(tracking_env, "t-fail3")
+    runs = client.search_runs([exp_id])
+    parents = [r for r in runs if r.data.tags.get("mynn.kind") == "sweep"]
+    kids = [r for r in runs if r.data.tags.get("mynn.kind") == "point"]
+    assert len(parents) == 1 and parents[0].info.status == "FAILED"
+    assert len(kids) == 2 and all(r.info.status == "FAILED" for r in kids)
+    # nothing finished, so a later sweep has nothing to reuse
+    from tracking.sweeps import finished_points
+
+    assert finished_points(client, exp_id) == ({}, {})
+
+
+# ------------------------------------------------------------------------------- 5. compare
+
+
+def test_compare_command_after_a_sweep(tracking_env, tmp_path, capsys):
+    sweep("t-cmp", hidden_nodes=[10, 20], learning_rate=[0.3], epochs=[1])
+    capsys.readouterr()
+    out_png = tmp_path / "c.png"
+    assert cli_main(["compare", "--experiment", "t-cmp", "--param", "hidden_nodes", "--out", str(out_png)]) == 0
+    printed = capsys.readouterr().out
+    lines = [ln for ln in printed.splitlines() if ln.startswith("|")]
+    assert lines[0].startswith("| series | hidden_nodes | n | mean performance |")
+    rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines[2:]]
+    assert [(r[0], r[1], r[2]) for r in rows] == [("runs", "10", "1"), ("runs", "20", "1")]
+    client, exp_id = client_and_exp(tracking_env, "t-cmp")
+    perf = {int(r.data.params["hidden_nodes"]): r.data.metrics["performance"]
+            for r in client.search_runs([exp_id], filter_string="tags.`mynn.kind` = 'point'")}
+    assert [float(r[3]) for r in rows] == [round(perf[10], 4), round(perf[20], 4)]
+    assert f"plot: {out_png}" in printed
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    with pytest.raises(LookupError, match="hidden_nodes"):
+        compare_mod.compare(client, [exp_id], "performance", "hidden_nodes", "params.hidden_nodes = '999'")
+    with pytest.raises(SystemExit, match="no experiment"):
+        cli_main(["compare", "--experiment", "t-nothing-here", "--param", "hidden_nodes"])
+
+
+# ------------------------------------------------------------------------ summary of a sweep
+
+
+def test_sweep_summary_names_the_best_point_with_its_options(tracking_env, tmp_path):
+    from flows.sweep_flow import log_sweep_summary
+    from tracking.sweeps import PointResult
+
+    client, exp_id = ensure_experiment(tracking_env.uri, "t-summary")
+    parent = client.create_run(exp_id, run_name="parent", tags={"mynn.kind": "sweep"}).info.run_id
+    results = []
+    for dtype, perfs in (("float64", (0.6, 0.8)), ("float32", (0.75, 0.85))):
+        for seed, perf in enumerate(perfs):
+            cfg = NetworkConfig(hidden_nodes=10, learning_rate=0.3, epochs=1, seed=seed, dtype=dtype)
+            results.append(PointResult(cfg, "small", f"p-{dtype}-{seed}", f"r-{dtype}-{seed}", "trained", perf, 0.1,
+                                       [perf], 1.0))
+    summary = log_sweep_summary(client, tracking_env.uri, exp_id, parent, results, 0.0)
+    # the best mean over seeds is float32's (0.8 against 0.7); its name keeps "-f32"
+    assert summary["best_point"] == "h10-lr0.3-e1-f32 (small)"
+    assert summary["best_mean_performance"] == pytest.approx(0.8)
+    assert (summary["points"], summary["trained"], summary["derived"], summary["reused"]) == (4, 4, 0, 0)
+    assert client.get_run(parent).data.tags["mynn.best_point"] == "h10-lr0.3-e1-f32 (small)"
+    best = json.loads(open(client.download_artifacts(parent, "best.json", str(tmp_path))).read())
+    assert best["point"] == "h10-lr0.3-e1-f32 (small)" and best["runs"] == ["r-float32-0", "r-float32-1"]
