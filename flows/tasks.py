@@ -29,7 +29,7 @@ from mynn.prepare import prepare
 from mynn.train import fit
 from tracking import evaluation as _evaluation
 from tracking import registry as _registry
-from tracking.runs import EpochLogger, latest_checkpoint, log_dataset, log_params
+from tracking.runs import EpochLogger, latest_checkpoint, log_dataset, log_missing_checkpoint_metrics, log_params
 from tracking.store import run_ui_url
 
 
@@ -157,6 +157,7 @@ def train(data: PreparedData, config: NetworkConfig, tracking_uri: str, run_id: 
         network = Network.load(path)
         log.info(f"resuming from checkpoint {path} (epoch {start} of {config.epochs})")
         client.set_tag(run_id, "mynn.resumed_from_epoch", str(start))
+        log_missing_checkpoint_metrics(client, run_id, path)
     t0 = time.perf_counter()
     net, history = fit(config, train_ds.pixels, train_ds.labels, test=(test_ds.pixels, test_ds.labels),
                        callback=EpochLogger(client, run_id, ckpt_dir, log=log.info), network=network,

@@ -6,6 +6,7 @@ thread's or process's "active run", so parallel children log safely.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import signal
 import subprocess
@@ -123,26 +124,58 @@ def log_dataset(client: MlflowClient, run_id: str, *, name: str, digest: str, so
 
 
 class EpochLogger:
-    """Training callback: logs each epoch's metrics with ``step=epoch`` as it happens and
-    writes a checkpoint ``epoch-NNN.npz`` into ``checkpoint_dir``."""
+    """Training callback: writes a checkpoint ``epoch-NNN.npz`` (and its stats, ``.json``)
+    into ``checkpoint_dir``, then logs the epoch's metrics with ``step=epoch``.
+
+    Checkpoint first: an epoch whose metrics are logged always has its checkpoint, so a
+    resumed run never logs an epoch twice (see :func:`log_epoch_metrics` for the other gap).
+    """
 
     def __init__(self, client: MlflowClient, run_id: str, checkpoint_dir: Path, log=None):
         self.client, self.run_id, self.checkpoint_dir = client, run_id, Path(checkpoint_dir)
         self.log = log
 
     def __call__(self, stats: EpochStats, network: Network) -> None:
-        ts = _now_ms()
-        metrics = [Metric("train_mse", stats.train_mse, ts, stats.epoch),
-                   Metric("epoch_seconds", stats.seconds, ts, stats.epoch),
-                   Metric("epoch_records_per_s", stats.records_per_s, ts, stats.epoch)]
-        if stats.performance is not None:
-            metrics.append(Metric("epoch_performance", stats.performance, ts, stats.epoch))
-        self.client.log_batch(self.run_id, metrics=metrics)
-        network.save(self.checkpoint_dir / f"epoch-{stats.epoch:03d}.npz")
+        path = network.save(self.checkpoint_dir / f"epoch-{stats.epoch:03d}.npz")
+        _write_json_atomic(path.with_suffix(".json"), stats.to_dict())
+        log_epoch_metrics(self.client, self.run_id, stats.to_dict())
         if self.log is not None:
             perf = "" if stats.performance is None else f", performance {stats.performance:.4f}"
             self.log(f"epoch {stats.epoch}: train_mse {stats.train_mse:.5f}{perf}, "
                      f"{stats.records_per_s:,.0f} records/s")
+
+
+def log_epoch_metrics(client: MlflowClient, run_id: str, stats: dict) -> None:
+    """One epoch's metrics (an EpochStats as a dict) with ``step=epoch``."""
+    ts, e = _now_ms(), stats["epoch"]
+    metrics = [Metric("train_mse", stats["train_mse"], ts, e), Metric("epoch_seconds", stats["seconds"], ts, e),
+               Metric("epoch_records_per_s", stats["records_per_s"], ts, e)]
+    if stats.get("performance") is not None:
+        metrics.append(Metric("epoch_performance", stats["performance"], ts, e))
+    client.log_batch(run_id, metrics=metrics)
+
+
+def log_missing_checkpoint_metrics(client: MlflowClient, run_id: str, checkpoint: Path) -> bool:
+    """On resume: if the process stopped between writing a checkpoint and logging its
+    metrics, log them now from the checkpoint's stats file. True if it did."""
+    epoch = int(checkpoint.stem.split("-")[1])
+    if any(m.step == epoch for m in client.get_metric_history(run_id, "train_mse")):
+        return False
+    stats_file = checkpoint.with_suffix(".json")
+    if not stats_file.exists():
+        return False
+    log_epoch_metrics(client, run_id, json.loads(stats_file.read_text()))
+    return True
+
+
+def _write_json_atomic(path: Path, obj: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(obj))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _now_ms() -> int:
