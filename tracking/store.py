@@ -78,6 +78,8 @@ def ensure_experiment(uri: str, experiment: str = DEFAULT_EXPERIMENT) -> tuple[M
 
 
 def run_ui_url(uri: str, experiment_id: str, run_id: str) -> str:
-    """Link to a run in the MLflow UI (the server itself, or ``mlflow ui``'s default address)."""
-    base = uri.rstrip("/") if is_remote(uri) else os.environ.get("MYNN_MLFLOW_UI_URL", "http://127.0.0.1:5000")
+    """Link to a run in the MLflow UI: ``MYNN_MLFLOW_UI_URL`` if set (e.g. the address a browser
+    uses when the tracking server is known by another name inside a compose stack), else the
+    server itself, else ``mlflow ui``'s default address for a local store."""
+    base = (os.environ.get("MYNN_MLFLOW_UI_URL") or (uri if is_remote(uri) else "http://127.0.0.1:5000")).rstrip("/")
     return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
