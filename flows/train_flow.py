@@ -31,18 +31,28 @@ def _flow_run_name() -> str:
 @flow(name="mynn-train", flow_run_name=_flow_run_name, validate_parameters=True)
 def train_flow(
     config: TrainConfig = TrainConfig(),
-    source: Annotated[str, Field(description="shipped, shipped-small, book, a folder, file:// or http(s):// base URL")] = "shipped",
-    model_name: Annotated[str, Field(min_length=1, max_length=200, description="Registered model name")] = "mynn",
-    experiment: Annotated[str, Field(min_length=1, max_length=200, description="MLflow experiment")] = DEFAULT_EXPERIMENT,
-    alias: Annotated[str, Field(min_length=1, max_length=100, description="Alias given to the best version")] = "champion",
-    promotion: Annotated[Literal["mcnemar", "at-least"], Field(
-        description="When the alias moves: 'mcnemar' (right on more test records than the champion and "
-                    "McNemar's one-sided mid-p < alpha) or 'at-least' (performance >= the champion's)")] = "mcnemar",
-    alpha: Annotated[float, Field(gt=0, lt=1, description="Significance level of the 'mcnemar' promotion rule")] = 0.05,
-    resume: Annotated[Optional[str], Field(description="MLflow run id of an interrupted run of this config: "
-                                                       "continue it from its last epoch checkpoint")] = None,
+    source: str = "shipped",
+    model_name: Annotated[str, Field(min_length=1, max_length=200)] = "mynn",
+    experiment: Annotated[str, Field(min_length=1, max_length=200)] = DEFAULT_EXPERIMENT,
+    alias: Annotated[str, Field(min_length=1, max_length=100)] = "champion",
+    promotion: Literal["mcnemar", "at-least"] = "mcnemar",
+    alpha: Annotated[float, Field(gt=0, lt=1)] = 0.05,
+    resume: Optional[str] = None,
 ) -> dict:
     """Train the book's network on MNIST and track everything in MLflow.
+
+    Args:
+        config: The network and its training (hidden nodes, learning rate, epochs, seed, options).
+        source: Where the data comes from: shipped, shipped-small (the book's 100/10 subsets), book,
+            a folder, or a file:// or http(s):// base URL holding mnist_train/mnist_test .csv[.gz].
+        model_name: The registered model's name in MLflow.
+        experiment: The MLflow experiment of the run.
+        alias: The alias that moves to a new version only if it is better than the current one.
+        promotion: When the alias moves: "mcnemar" (right on more test records than the champion and
+            McNemar's one-sided mid-p below alpha) or "at-least" (performance at least the champion's).
+        alpha: Significance level of the "mcnemar" rule.
+        resume: The MLflow run id of an interrupted run of this config, to continue from its last
+            epoch checkpoint.
 
     Returns a summary: run id and URL, performance, model version, and whether the alias moved.
     """

@@ -31,7 +31,7 @@ class NetworkConfig:
     dtype: DType = _field("float64", "Arithmetic precision: float64 (the book's) or float32")
     batch_size: int = _field(1, "Records per weight update; 1 is the book's per-record rule", ge=1, le=60_000)
     batch_reduction: Reduction = _field("mean", "With batch_size > 1: the update is the mean or the sum of the records' updates")
-    backprop: Backprop = _field("book", "Hidden error: 'book' sends e_o back (the book), 'exact' sends e_o*o*(1-o) (the gradient)")
+    backprop: Backprop = _field("book", "Hidden error: 'book' sends e_o back (the book), 'exact' sends e_o times o(1-o) (the gradient)")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

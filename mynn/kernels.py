@@ -67,10 +67,15 @@ def block_step(P, G, who, T, lr, exact, D):
             o[i] = 1.0 / (1.0 + math.exp(-s))
         for i in range(n_out):
             e = T[k, i] - o[i]
-            sse += e * e
             slope = o[i] * (1.0 - o[i])
             e_src[i] = e * slope if exact else e
             grad_o[i] = lr * (e * slope)
+        # The error sum in a loop of its own: a loop that also stores gets runtime overlap
+        # checks that pick the vector or the scalar path by the arrays' addresses, and with
+        # reassoc the two paths add in different orders (train_mse then varied by an ulp).
+        for i in range(n_out):
+            e = T[k, i] - o[i]
+            sse += e * e
         for m in range(H):  # e_h = who.T @ e_src with who before this record's update
             e_h[m] = 0.0
         for i in range(n_out):

@@ -291,3 +291,98 @@ def test_tracking_server_down_fails_fast_naming_it(stack, tmp_path):
     assert out.returncode != 0
     assert "http://127.0.0.1:9" in out.stdout + out.stderr
     assert time.monotonic() - t0 < 60
+
+
+# ---- a real browser: Playwright driving Debian's Chromium --------------------------------------
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+
+
+def _browser(pw):
+    return pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"])
+
+
+def _need_browser():
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        pytest.skip("browser tests need Playwright for Python (pip install playwright, in the test extra)")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("browser tests need Debian's chromium (apt-get install chromium), /usr/bin/chromium is missing")
+
+
+def test_browser_run_form_in_prefect_ui_then_the_run_in_mlflow_ui(stack):
+    """Open the Prefect UI, find the train deployment, fill in its Run form, start it and see it
+    complete; then find the run in the MLflow UI with its parameters, metric chart and plots."""
+    if stack["backend"] != "sqlite":
+        pytest.skip("the browser test runs once, on the SQLite stack")
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    ui = stack["prefect"].url[: -len("/api")]
+    name = "browser-model"
+    with sync_playwright() as pw:
+        browser = _browser(pw)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{ui}/deployments", wait_until="networkidle")
+            page.get_by_text("mynn-train", exact=True).first.wait_for()
+            page.screenshot(path=SCREENSHOTS / "prefect-deployments.png")
+            with _prefect_client(stack) as pc:
+                dep = pc.read_deployment_by_name("mynn-train/train")
+            page.goto(f"{ui}/deployments/deployment/{dep.id}", wait_until="networkidle")
+            page.get_by_role("button", name="Run", exact=True).click()
+            page.get_by_text("Custom run").first.click()
+            page.wait_for_load_state("networkidle")
+
+            def field(label: str):
+                prop = page.locator(".schema-form-property").filter(
+                    has=page.locator(".schema-form-property__label", has_text=f"{label} (Optional)")).last
+                return prop.locator("input, textarea").first
+
+            for label, value in (("Hidden nodes", "24"), ("Learning rate", "0.25"), ("Epochs", "3"),
+                                 ("model_name", name)):
+                field(label).fill(value)
+            page.screenshot(path=SCREENSHOTS / "prefect-run-form.png", full_page=True)
+            page.get_by_role("button", name="Submit").click()
+            page.get_by_text("scheduled to start").first.wait_for(timeout=30000)
+
+            fr = None
+            deadline = time.monotonic() + 240
+            with _prefect_client(stack) as pc:
+                while time.monotonic() < deadline:
+                    runs = [r for r in pc.read_flow_runs() if r.deployment_id == dep.id
+                            and (r.parameters.get("config") or {}).get("hidden_nodes") == 24]
+                    if runs and runs[0].state and runs[0].state.is_final():
+                        fr = runs[0]
+                        break
+                    time.sleep(1)
+            assert fr is not None and fr.state.is_completed(), fr
+            assert fr.parameters["model_name"] == name and fr.parameters["config"]["learning_rate"] == 0.25
+            page.goto(f"{ui}/runs/flow-run/{fr.id}", wait_until="networkidle")
+            page.get_by_text("Completed").first.wait_for(timeout=30000)
+            page.screenshot(path=SCREENSHOTS / "prefect-flow-run.png", full_page=True)
+
+            run = _mlflow_runs_of(stack, fr.id)[0]
+            assert run.info.run_name == "h24-lr0.25-e3-s0"
+            murl = stack["mlflow"].url
+            base = f"{murl}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+            page.goto(base, wait_until="load")
+            page.get_by_text("h24-lr0.25-e3-s0").first.wait_for(timeout=60000)
+            page.get_by_text("hidden_nodes", exact=True).first.wait_for(timeout=30000)
+            body = page.inner_text("body")
+            assert "learning_rate" in body and "0.25" in body and "performance" in body
+            page.screenshot(path=SCREENSHOTS / "mlflow-run.png", full_page=True)
+            page.goto(base + "/model-metrics", wait_until="load")
+            page.get_by_text("train_mse", exact=True).first.wait_for(timeout=60000)
+            page.screenshot(path=SCREENSHOTS / "mlflow-metrics.png", full_page=True)
+            page.goto(base + "/artifacts/plots/learning_curve.png", wait_until="load")
+            page.get_by_text("confusion_matrix.png").first.wait_for(timeout=60000)
+            page.locator("img").last.wait_for(timeout=60000)
+            page.screenshot(path=SCREENSHOTS / "mlflow-plots.png", full_page=True)
+        finally:
+            browser.close()
+    assert len(list(SCREENSHOTS.glob("*.png"))) >= 6
