@@ -377,7 +377,9 @@ def test_browser_run_form_in_prefect_ui_then_the_run_in_mlflow_ui(stack):
             assert "learning_rate" in body and "0.25" in body and "performance" in body
             page.screenshot(path=SCREENSHOTS / "mlflow-run.png", full_page=True)
             page.goto(base + "/model-metrics", wait_until="load")
+            page.get_by_placeholder("Search metric charts").fill("train_mse")
             page.get_by_text("train_mse", exact=True).first.wait_for(timeout=60000)
+            page.wait_for_timeout(1500)  # let the chart draw
             page.screenshot(path=SCREENSHOTS / "mlflow-metrics.png", full_page=True)
             page.goto(base + "/artifacts/plots/learning_curve.png", wait_until="load")
             page.get_by_text("confusion_matrix.png").first.wait_for(timeout=60000)
