@@ -21,6 +21,10 @@ from mynn.config import NetworkConfig
 
 TELEMETRY_OFF = {"DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true",
                  "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+# A tracking server that goes away mid-run: retry with backoff for a bounded time (about
+# 1 + 2 + 4 s of backoff, 20 s per request at most), then fail, instead of MLflow's minutes.
+MLFLOW_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
 
 
 def _config_options(parser: argparse.ArgumentParser, many: bool = False) -> None:
@@ -207,7 +211,7 @@ def _validated_config(parser: argparse.ArgumentParser, args: argparse.Namespace)
 
 
 def main(argv: list[str] | None = None) -> int:
-    for key, value in TELEMETRY_OFF.items():
+    for key, value in {**TELEMETRY_OFF, **MLFLOW_RETRIES}.items():
         os.environ.setdefault(key, value)
     parser = build_parser()
     args = parser.parse_args(argv)
