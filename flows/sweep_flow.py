@@ -34,7 +34,7 @@ from mynn.grid import code_version, expand, group_id, plan, point_id
 from mynn.prepare import Prepared, subset
 from tracking import compare as _compare
 from tracking import plots
-from tracking.runs import TAG_PREFECT_FLOW_RUN_ID, closing_run, code_version as git_version, log_params
+from tracking.runs import TAG_PREFECT_FLOW_RUN_ID, TAG_PREFECT_FLOW_RUN_URL, closing_run, code_version as git_version, log_params
 from tracking.store import ensure_experiment, run_ui_url, tracking_uri
 from tracking.sweeps import (DataRef, PointResult, TrainingJob, finished_points, history_of, log_copy,
                              run_training, table)
@@ -174,6 +174,8 @@ def start_parent(client: MlflowClient, experiment_id: str, name: str, kind: str,
     tags = {"mlflow.runName": name, "mynn.kind": kind, "mlflow.source.git.commit": git_version()["git_commit"]}
     if flow_run.id:
         tags[TAG_PREFECT_FLOW_RUN_ID] = str(flow_run.id)
+        if flow_run.ui_url:
+            tags[TAG_PREFECT_FLOW_RUN_URL] = str(flow_run.ui_url)
     run_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
     log_params(client, run_id, params)
     return run_id
