@@ -133,6 +133,7 @@ def run_points(client: MlflowClient, uri: str, experiment_id: str, parent_run_id
     """Reuse what finished before, derive epoch counts, train the rest in parallel."""
     log = get_run_logger()
     code = code_version()
+    fr_id = str(flow_run.id) if flow_run.id else None
     by_point, by_group = finished_points(client, experiment_id)
     results: list[PointResult] = []
     jobs: list[TrainingJob] = []
@@ -150,10 +151,11 @@ def run_points(client: MlflowClient, uri: str, experiment_id: str, parent_run_id
                 continue
             perf, mse = history_of(client, source_run.run_id)
             results.append(log_copy(client, experiment_id, parent_run_id, cfg, data, code,
-                                    f"{kind}:{source_run.run_id}", perf[:cfg.epochs], mse[:cfg.epochs]))
+                                    f"{kind}:{source_run.run_id}", perf[:cfg.epochs], mse[:cfg.epochs], fr_id))
             log.info(f"{cfg.run_name()} ({data.label}): {kind} from run {source_run.run_id}, not trained again")
         for training in plan(todo):
-            jobs.append(TrainingJob(uri, experiment_id, parent_run_id, training, data, code, str(paths.runs_dir())))
+            jobs.append(TrainingJob(uri, experiment_id, parent_run_id, training, data, code, str(paths.runs_dir()),
+                                    fr_id))
     # longest first, so the pool finishes together: cost ~ H * epochs
     jobs.sort(key=lambda j: -j.training.config.hidden_nodes * j.training.config.epochs)
     log.info(f"{len(results)} point(s) reused or derived from earlier runs; {len(jobs)} training(s) to run")

@@ -24,7 +24,7 @@ from mynn.config import NetworkConfig
 from mynn.data import load_npy
 from mynn.grid import Training, group_id, point_id
 from mynn.train import fit
-from tracking.runs import EpochLogger, closing_run, end_run, log_params, start_run
+from tracking.runs import TAG_PREFECT_FLOW_RUN_ID, EpochLogger, closing_run, log_params, start_run
 
 TAG_KIND = "mynn.kind"
 TAG_POINT = "mynn.point_id"
@@ -79,11 +79,16 @@ class TrainingJob:
     data: DataRef
     code: str
     run_dir: str
+    flow_run_id: str | None = None  # the sweep's Prefect flow run, so `mynn reconcile` can close children
 
 
-def _child_tags(parent_run_id: str, pid: str, gid: str, origin: str, data: DataRef, code: str) -> dict[str, str]:
-    return {TAG_KIND: "point", TAG_POINT: pid, TAG_GROUP: gid, TAG_ORIGIN: origin,
+def _child_tags(pid: str, gid: str, origin: str, data: DataRef, code: str,
+                flow_run_id: str | None = None) -> dict[str, str]:
+    tags = {TAG_KIND: "point", TAG_POINT: pid, TAG_GROUP: gid, TAG_ORIGIN: origin,
             "mynn.data": data.label, "mynn.code_version": code}
+    if flow_run_id:
+        tags[TAG_PREFECT_FLOW_RUN_ID] = flow_run_id
+    return tags
 
 
 def _child_params(data: DataRef, code: str, pid: str) -> dict[str, str]:
@@ -106,7 +111,7 @@ def run_training(job: TrainingJob) -> list[PointResult]:
     gid = group_id(cfg, data.train_digest, data.test_digest, code)
     pid = point_id(cfg, data.train_digest, data.test_digest, code)
     train, test = load_npy(data.train_dir), load_npy(data.test_dir)
-    tags = _child_tags(job.parent_run_id, pid, gid, "trained", data, code)
+    tags = _child_tags(pid, gid, "trained", data, code, job.flow_run_id)
     tags[TAG_EPOCHS_TRAINED] = str(cfg.epochs)
     run_id = start_run(client, job.experiment_id, cfg, run_name=_name(cfg, data),
                        parent_run_id=job.parent_run_id, tags=tags)
@@ -128,18 +133,19 @@ def run_training(job: TrainingJob) -> list[PointResult]:
         if e == cfg.epochs:
             continue
         results.append(log_copy(client, job.experiment_id, job.parent_run_id, dataclasses.replace(cfg, epochs=e),
-                                data, code, f"derived:{run_id}", perf[:e], mse[:e]))
+                                data, code, f"derived:{run_id}", perf[:e], mse[:e], job.flow_run_id))
     return results
 
 
 def log_copy(client: MlflowClient, experiment_id: str, parent_run_id: str, config: NetworkConfig, data: DataRef,
-             code: str, origin: str, epoch_performance: list[float], epoch_mse: list[float]) -> PointResult:
+             code: str, origin: str, epoch_performance: list[float], epoch_mse: list[float],
+             flow_run_id: str | None = None) -> PointResult:
     """A child run for a point whose numbers come from another run (derived or reused):
     the same parameters, and the per-epoch metrics up to its epoch count."""
     pid = point_id(config, data.train_digest, data.test_digest, code)
     gid = group_id(config, data.train_digest, data.test_digest, code)
     run_id = start_run(client, experiment_id, config, run_name=_name(config, data), parent_run_id=parent_run_id,
-                       tags=_child_tags(parent_run_id, pid, gid, origin, data, code))
+                       tags=_child_tags(pid, gid, origin, data, code, flow_run_id))
     with closing_run(client, run_id):
         log_params(client, run_id, _child_params(data, code, pid))
         ts = int(time.time() * 1000)
@@ -209,6 +215,3 @@ def table(results: list[PointResult]) -> tuple[str, str]:
         md.append("| " + " | ".join(f"{r[k]:.4f}" if k == "performance" else str(r[k]) for k in varied) + " |")
     return buf.getvalue(), "\n".join(md) + "\n"
 
-
-def close_parent(client: MlflowClient, run_id: str, status: str) -> None:
-    end_run(client, run_id, status)
