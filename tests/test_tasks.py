@@ -306,7 +306,9 @@ def test_train_logs_every_epoch_and_writes_checkpoints(tracking_env, prepared):
     assert {m.step: m.value for m in mse} == {h["epoch"]: h["train_mse"] for h in trained.history}
     assert {m.step: m.value for m in perf} == {h["epoch"]: h["performance"] for h in trained.history}
     ckpts = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
-    assert ckpts == ["epoch-001.npz", "epoch-002.npz", "epoch-003.npz"]
+    # each checkpoint with its epoch's stats (logged from there if the run stopped in between)
+    assert ckpts == ["epoch-001.json", "epoch-001.npz", "epoch-002.json", "epoch-002.npz",
+                     "epoch-003.json", "epoch-003.npz"]
     assert Path(trained.weights_path) == run_dir / "weights.npz"
     final = Network.load(trained.weights_path)
     assert same_bits(final, Network.load(run_dir / "checkpoints" / "epoch-003.npz"))
