@@ -89,6 +89,8 @@ def download(source: str = "shipped", cache_dir: str | None = None) -> Downloade
     subsets), "book" (the book's web addresses), a folder, a file:// or an http(s):// base
     URL. Network errors are retried with backoff inside mynn.fetch; a digest mismatch is not
     retried and nothing is cached. A second call is a cache hit that transfers nothing.
+    Credentials in the URL (``https://user:password@host/``) are sent, never recorded: the
+    returned ``source`` has them replaced by ``***``.
     """
     log = _logger()
     last = {}
@@ -104,17 +106,18 @@ def download(source: str = "shipped", cache_dir: str | None = None) -> Downloade
         state = "cache hit" if f.cache_hit else f"{f.bytes_transferred:,} bytes"
         log.info(f"{f.split}: {f.url} -> {f.path} ({state}, sha256 {f.sha256[:12]}, "
                  f"{'verified' if f.verified else 'UNVERIFIED: no known digest'})")
-    return Downloaded(source, result.train.path, result.test.path, result.train.sha256, result.test.sha256,
-                      result.train.verified and result.test.verified,
+    return Downloaded(_fetch.redact_url(source), result.train.path, result.test.path, result.train.sha256,
+                      result.test.sha256, result.train.verified and result.test.verified,
                       result.train.bytes_transferred + result.test.bytes_transferred)
 
 
 @task(name="preprocess", cache_policy=NO_CACHE)
 def preprocess(downloaded: Downloaded, cache_dir: str | None = None) -> PreparedData:
     """Parse both files with mynn's strict reader into .npy arrays keyed by content digest
-    (a cache hit skips parsing); malformed files raise mynn.data.DataFormatError."""
+    (a cache hit skips parsing); malformed files, and a training file whose records all
+    have one label, raise mynn.data.DataFormatError."""
     root = cache_dir or paths.cache_dir()
-    tr = prepare(downloaded.train_path, downloaded.train_sha256, root)
+    tr = prepare(downloaded.train_path, downloaded.train_sha256, root, split="train")
     te = prepare(downloaded.test_path, downloaded.test_sha256, root)
     _logger().info(f"train: {tr.records} records ({tr.known_as or 'unknown set'}, digest {tr.digest[:12]}); "
                    f"test: {te.records} records ({te.known_as or 'unknown set'}, digest {te.digest[:12]})")

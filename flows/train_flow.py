@@ -18,6 +18,7 @@ from pydantic import Field
 
 from flows import tasks
 from flows.params import TrainConfig, to_network_config
+from mynn.fetch import redact_url
 from tracking.runs import (TAG_PREFECT_FLOW_RUN_ID, TAG_PREFECT_FLOW_RUN_URL, closing_run, interrupted_run_of_flow_run,
                            reopen_run, start_run)
 from tracking.store import DEFAULT_EXPERIMENT, ensure_experiment, run_ui_url, tracking_uri
@@ -74,7 +75,7 @@ def train_flow(
     else:
         run_id = start_run(client, experiment_id, cfg, tags=tags)
     url = run_ui_url(uri, experiment_id, run_id)
-    log.info(f"MLflow run {run_id} ({cfg.run_name()}) in {uri}: {url}")
+    log.info(f"MLflow run {run_id} ({cfg.run_name()}) in {redact_url(uri)}: {url}")
     create_link_artifact(link=url, link_text=f"MLflow run {cfg.run_name()}", key="mlflow-run",
                          description="The MLflow run of this flow run")
     with closing_run(client, run_id):
@@ -98,7 +99,7 @@ def train_flow(
         "", f"MLflow run: [{run_id}]({url})", "",
         "| parameter | value |", "|---|---|",
         *[f"| {k} | {v} |" for k, v in cfg.to_dict().items()],
-        f"| source | {source} |", "",
+        f"| source | {redact_url(source)} |", "",
         f"Model **{reg.model_name}** version {reg.version}: "
         f"{'promoted to' if reg.promoted else 'not promoted to'} `{alias}` ({reg.reason}).", "",
         f"Training {trained.training_seconds:.1f} s ({trained.records_per_s:,.0f} records/s) "

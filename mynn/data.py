@@ -50,6 +50,7 @@ import zlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Union
 
 import numpy as np
@@ -405,7 +406,8 @@ def save_npy(dataset: Dataset, directory: PathLike) -> Path:
     Atomic: everything is written (and fsynced) into a hidden temporary sibling directory,
     which is then renamed into place, so ``directory`` is either absent, the previous
     version or complete. An existing ``directory`` is replaced only if it holds nothing but
-    those three files (else FileExistsError). After a failure nothing is left behind.
+    those three files (else FileExistsError). After a failure nothing is left behind, and a
+    failed write (a full disk) raises an ``OSError`` (same errno) naming ``directory``.
     """
     target = Path(directory)
     if target.name in ("", ".", ".."):
@@ -427,7 +429,9 @@ def save_npy(dataset: Dataset, directory: PathLike) -> Path:
     try:
         for file_name, array in ((_LABELS_FILE, dataset.labels), (_PIXELS_FILE, dataset.pixels)):
             with open(tmp / file_name, "wb") as f:
-                np.save(f, array, allow_pickle=False)
+                # (seen by numpy as a plain object with a write method, the file is written through
+                # Python: numpy's C write of a real file loses the errno of a full disk)
+                np.save(SimpleNamespace(write=f.write), array, allow_pickle=False)
                 f.flush()
                 os.fsync(f.fileno())
         with open(tmp / _META_FILE, "w", encoding="utf-8") as f:
@@ -440,10 +444,13 @@ def save_npy(dataset: Dataset, directory: PathLike) -> Path:
             old = parent / f".{target.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
             os.replace(target, old)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if old is not None and not target.exists():
             os.replace(old, target)  # put the previous version back
+        if isinstance(exc, OSError):  # a full disk, a file size limit: name the directory
+            raise (OSError(f"{target}: {exc}") if exc.errno is None
+                   else OSError(exc.errno, f"{target}: {exc.strerror or exc}")) from exc
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -20,6 +20,7 @@ Only the standard library is used (urllib for HTTP).
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.client
 import json
@@ -33,7 +34,7 @@ import urllib.parse
 import urllib.request
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import IO, Literal
 
@@ -51,6 +52,7 @@ __all__ = [
     "UnverifiedDownloadWarning",
     "fetch",
     "known_digests",
+    "redact_url",
     "resolve_source",
 ]
 
@@ -107,6 +109,24 @@ class _NotFound(Exception):
     """The candidate does not exist at the source (HTTP 404 / missing local file)."""
 
 
+def redact_url(url: str, mask: str = "***") -> str:
+    """``url`` with its user info (``user:password@``) replaced by ``***@``: safe to log or record.
+
+    ``mask=""`` drops the user info altogether (for a link to click). Anything without user
+    info (a plain URL, a path, a source name) is returned unchanged.
+    """
+    if not isinstance(url, str) or "@" not in url:
+        return url
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return url
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{mask}@{host}" if mask else host))
+
+
 # ----------------------------------------------------------------------------- sources
 
 
@@ -114,7 +134,9 @@ class _NotFound(Exception):
 class Source:
     """Where the MNIST files live and which file names to try, in order, for each split.
 
-    ``location`` is a base URL ending in ``/`` (``remote``) or an absolute directory.
+    ``location`` is a base URL ending in ``/`` (``remote``) or an absolute directory. User
+    info in an http(s) source (``https://user:password@host/``) is kept out of ``spec`` and
+    ``location`` (so out of every URL, message and record) and sent as HTTP Basic ``auth``.
     """
 
     spec: str
@@ -122,6 +144,7 @@ class Source:
     remote: bool
     train: tuple[str, ...]
     test: tuple[str, ...]
+    auth: tuple[str, str] | None = field(default=None, repr=False, compare=False)
 
     def candidates(self, split: str) -> tuple[str, ...]:
         """The file names to try for ``split`` ("train" or "test"), first choice first."""
@@ -156,12 +179,17 @@ def resolve_source(source: str = "shipped") -> Source:
     parts = urllib.parse.urlsplit(source)
     scheme = parts.scheme.lower()
     if scheme in ("http", "https"):
-        if not parts.netloc:
-            raise FetchError(f"{source}: no host in URL", source)
+        shown = redact_url(source)
+        if not parts.hostname:
+            raise FetchError(f"{shown}: no host in URL", shown)
         if parts.query or parts.fragment:
-            raise FetchError(f"{source}: a base URL takes no query or fragment", source)
+            raise FetchError(f"{shown}: a base URL takes no query or fragment", shown)
+        auth = None
+        if "@" in parts.netloc:  # credentials: sent as a header, never part of a URL we show
+            auth = (urllib.parse.unquote(parts.username or ""), urllib.parse.unquote(parts.password or ""))
+            source = urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
         base = source if source.endswith("/") else source + "/"
-        return Source(source, base, True, _FULL["train"], _FULL["test"])
+        return Source(shown, base, True, _FULL["train"], _FULL["test"], auth)
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
             raise FetchError(f"{source}: only local file:// URLs are supported", source)
@@ -262,7 +290,7 @@ def fetch(
         caller[key] = digest.lower()
     cache = Path(cache_dir if cache_dir is not None else paths.cache_dir()).resolve()
     cache.mkdir(parents=True, exist_ok=True)
-    opts = _Options(retries, backoff, timeout, progress)
+    opts = _Options(retries, backoff, timeout, progress, src.auth)
     done = {}
     for split in SPLITS:
         names = tuple(_check_name(n) for n in src.candidates(split))
@@ -279,6 +307,7 @@ class _Options:
     backoff: float
     timeout: float
     progress: Progress | None
+    auth: tuple[str, str] | None = None
 
 
 def _fetch_split(src: Source, split: str, names: tuple[str, ...], expected: dict[str, str | None],
@@ -391,15 +420,22 @@ def _store(tmp: Path, digest: str, name: str, url: str, size: int, cache: Path,
         entry.update(source_size=st.st_size, source_mtime_ns=st.st_mtime_ns)
     index = _index_path(cache, url)
     index.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=index.parent, suffix=".tmp", delete=False,
-                                     encoding="utf-8") as f:
-        json.dump(entry, f, indent=1, sort_keys=True)
+    f = tempfile.NamedTemporaryFile("w", dir=index.parent, suffix=".tmp", delete=False, encoding="utf-8")
     try:
+        with f:
+            json.dump(entry, f, indent=1, sort_keys=True)
         os.replace(f.name, index)
     except BaseException:
         _unlink(Path(f.name))
         raise
     return final
+
+
+def _naming(e: OSError, path: str | os.PathLike[str], detail: str = "") -> OSError:
+    """The same error (same errno, so the same OSError subclass) with ``path`` in its message."""
+    if e.errno is None:
+        return OSError(f"{os.fspath(path)}: {e}{detail}")
+    return OSError(e.errno, f"{os.fspath(path)}: {e.strerror or e}{detail}")
 
 
 def _unlink(path: Path) -> None:
@@ -417,14 +453,24 @@ def _stream(src: IO[bytes], url: str, name: str, expected: str | None, total: in
     stored = False
     tmp = tempfile.NamedTemporaryFile(dir=cache, prefix=".fetch-", suffix=".part", delete=False)
     try:
-        with tmp:
-            while chunk := src.read(_CHUNK):
-                tmp.write(chunk)
-                h.update(chunk)
-                done += len(chunk)
-                if opts.progress is not None and done - reported >= _PROGRESS_EVERY:
-                    reported = done
-                    opts.progress(name, done, total)
+        writing = False
+        try:
+            with tmp:
+                while chunk := src.read(_CHUNK):
+                    writing = True
+                    tmp.write(chunk)
+                    writing = False
+                    h.update(chunk)
+                    done += len(chunk)
+                    if opts.progress is not None and done - reported >= _PROGRESS_EVERY:
+                        reported = done
+                        opts.progress(name, done, total)
+                writing = True  # closing flushes the last bytes
+        except OSError as e:
+            if not writing:  # a network or source error: left as it is (it may be retried)
+                raise
+            # a full disk, a file size limit: say which file could not be written
+            raise _naming(e, tmp.name, f" (writing {name} into the cache)") from e
         if total is not None and done != total:
             raise _ShortTransfer(f"truncated: got {done} of {total} bytes")
         if opts.progress is not None:
@@ -494,6 +540,9 @@ def _download_once(url: str, name: str, expected: str | None, cache: Path,
                    opts: _Options) -> tuple[Path, str, int]:
     req = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT,
                                                "Accept-Encoding": "identity"})
+    if opts.auth is not None:  # not forwarded on a redirect (to another host, perhaps)
+        token = base64.b64encode(f"{opts.auth[0]}:{opts.auth[1]}".encode()).decode("ascii")
+        req.add_unredirected_header("Authorization", f"Basic {token}")
     try:
         resp = _opener().open(req, timeout=opts.timeout)
     except urllib.error.HTTPError as e:

@@ -86,7 +86,8 @@ class Network:
         """Write ``wih``, ``who`` and the config (as JSON text) to an ``.npz``, atomically.
 
         The file is written under a temporary name in the same folder and renamed, so a
-        crash or a full disk never leaves a partial file under ``path``.
+        crash or a full disk never leaves a partial file under ``path`` (nor the temporary
+        one); a failed write raises an ``OSError`` (same errno) naming ``path``.
         """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,8 +99,11 @@ class Network:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as exc:
             Path(tmp).unlink(missing_ok=True)
+            if isinstance(exc, OSError):  # a full disk, a file size limit: name the file
+                raise (OSError(f"{path}: {exc}") if exc.errno is None
+                       else OSError(exc.errno, f"{path}: {exc.strerror or exc}")) from exc
             raise
         return path
 

@@ -6,7 +6,8 @@ Layout under the cache folder::
     arrays/by-file/<file sha256>.json                               file bytes -> content digest
 
 A second preprocess of the same file is a cache hit: no parsing, only a digest check of the
-stored arrays. The raw download is never modified.
+stored arrays. The raw download is never modified. A training set (``split="train"``) must
+hold at least two distinct labels; one that does not is refused before anything is stored.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from mynn.data import DataFormatError, Dataset, identify, load_npy, read_csv, save_npy
 
@@ -30,18 +33,38 @@ class Prepared:
     cache_hit: bool
 
 
-def prepare(csv_path: str | os.PathLike, file_sha256: str, cache_dir: str | os.PathLike) -> Prepared:
-    """Parse ``csv_path`` (strictly) into ``cache_dir/arrays/<digest>/``, or reuse it."""
+def check_training_labels(ds: Dataset, path: str | os.PathLike) -> None:
+    """Refuse a training set whose records all have one label (nothing to tell apart):
+    :class:`DataFormatError` naming ``path``, e.g. ``all 100 records have label 3``."""
+    labels = np.unique(ds.labels)
+    if len(labels) < 2:
+        what = f"all {len(ds)} records have label {int(labels[0])}" if len(labels) else "no records"
+        raise DataFormatError(path, f"{what}: a training set needs at least 2 distinct labels",
+                              value=None if not len(labels) else str(int(labels[0])))
+
+
+def prepare(csv_path: str | os.PathLike, file_sha256: str, cache_dir: str | os.PathLike,
+            split: str | None = None) -> Prepared:
+    """Parse ``csv_path`` (strictly) into ``cache_dir/arrays/<digest>/``, or reuse it.
+
+    ``split="train"`` also refuses a file whose records all have the same label
+    (:func:`check_training_labels`), before anything is stored for it.
+    """
     root = Path(cache_dir) / "arrays"
     index = root / "by-file" / f"{file_sha256}.json"
     if index.exists():
         try:
             digest = json.loads(index.read_text())["digest"]
             ds = load_npy(root / digest)
-            return Prepared(root / digest, ds.digest, len(ds), identify(ds), True)
         except (FileNotFoundError, DataFormatError, KeyError, ValueError):
             index.unlink(missing_ok=True)  # a stale or damaged entry: parse again below
+        else:
+            if split == "train":
+                check_training_labels(ds, csv_path)
+            return Prepared(root / digest, ds.digest, len(ds), identify(ds), True)
     ds: Dataset = read_csv(csv_path)
+    if split == "train":
+        check_training_labels(ds, csv_path)
     directory = root / ds.digest
     try:
         load_npy(directory)

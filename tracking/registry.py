@@ -8,6 +8,10 @@ right on more records than the champion and McNemar's exact test (one-sided mid-
 performance is at least the champion's. Every decision is recorded: on the run (tags
 ``mynn.model_version``, ``mynn.promotion``, ``mynn.promotion_p_value``,
 ``mynn.champion_performance``; metric ``promotion_p_value``) and on the version (tags).
+
+Registrations of one model that run at the same time decide one after the other, in version
+order (:func:`_wait_for_earlier_decisions`), so each compares with the champion left by the
+ones before it.
 """
 from __future__ import annotations
 
@@ -29,6 +33,8 @@ from mynn.stats import mcnemar
 from tracking import flavour
 
 MODEL_ARTIFACT = "model"
+#: At most this long a registration waits for earlier versions' decisions (see register).
+DECISION_WAIT_SECONDS = 60.0
 Promotion = Literal["mcnemar", "at-least"]
 PROMOTION_RULES: tuple[str, ...] = get_args(Promotion)
 
@@ -93,6 +99,29 @@ def _correct(net: Network, test_pixels: np.ndarray, test_labels: np.ndarray) -> 
     return net.predict(scale_inputs(test_pixels, net.config.dtype)) == np.asarray(test_labels)
 
 
+def _wait_for_earlier_decisions(client: MlflowClient, model_name: str, version: str,
+                                timeout: float = DECISION_WAIT_SECONDS) -> list[str]:
+    """Wait until every earlier version of the model, created in the last ``timeout`` seconds,
+    has its decision recorded (version tag ``mynn.promotion``, written right after the alias
+    moved); return the versions still undecided when ``timeout`` ran out (a registration
+    that crashed, or one made by other means), else [].
+
+    Without this, two registrations at the same moment both read the same champion (or none),
+    both move the alias and the last one wins, better or not; and SQLite may even refuse the
+    second alias write (UNIQUE constraint failed), leaving a version without a decision.
+    """
+    quote = '"' if "'" in model_name else "'"
+    deadline = time.monotonic() + timeout
+    while True:
+        since = int((time.time() - timeout) * 1000)
+        pending = sorted((mv for mv in client.search_model_versions(f"name = {quote}{model_name}{quote}")
+                          if int(mv.version) < int(version) and mv.creation_timestamp >= since
+                          and "mynn.promotion" not in (mv.tags or {})), key=lambda mv: int(mv.version))
+        if not pending or time.monotonic() >= deadline:
+            return [str(mv.version) for mv in pending]
+        time.sleep(0.2)
+
+
 def _fmt(value) -> str:
     return "none" if value is None else repr(value) if isinstance(value, float) else str(value)
 
@@ -150,6 +179,7 @@ def register(client: MlflowClient, run_id: str, model_name: str, model_uri: str,
     mv = client.create_model_version(model_name, source=model_uri, run_id=run_id, tags=tags)
     client.set_tag(run_id, "mynn.model_version", f"{model_name}/{mv.version}")
 
+    undecided = _wait_for_earlier_decisions(client, model_name, str(mv.version))
     current = champion(client, model_name, alias)
     champ_perf = test = None
     if current is None:
@@ -172,6 +202,8 @@ def register(client: MlflowClient, run_id: str, model_name: str, model_uri: str,
             promoted = test.p_value < alpha
             reason = (f"right on {new_n} records vs {old_n} of {versus}; {counts} "
                       f"{'<' if promoted else '>='} alpha {alpha:g}")
+    if undecided:
+        reason += f" (did not wait longer for undecided version(s) {', '.join(undecided)})"
     if promoted:
         client.set_registered_model_alias(model_name, alias, mv.version)
     decision = "promoted" if promoted else "not promoted"

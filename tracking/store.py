@@ -6,15 +6,17 @@ Default: a SQLite store ``mlflow.db`` in the project folder with artifacts besid
 """
 from __future__ import annotations
 
+import base64
 import os
 import urllib.error
 import urllib.request
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from mynn.fetch import redact_url
 from mynn.paths import PROJECT_ROOT
 
 DEFAULT_EXPERIMENT = "mynn"
@@ -46,22 +48,31 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
     """Fail fast, naming the address, when a tracking server does not answer ``/health``."""
     if not is_remote(uri):
         return
-    url = uri.rstrip("/") + "/health"
+    shown = redact_url(uri)
+    request = urllib.request.Request(redact_url(uri, mask="").rstrip("/") + "/health")
+    parts = urlparse(uri)
+    if parts.username is not None:  # http://user:password@host: urllib wants them as a header
+        token = base64.b64encode(f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()).decode()
+        request.add_unredirected_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (http(s) only)
+        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310 (http(s) only)
             if resp.status != 200:
-                raise TrackingUnavailableError(f"MLflow tracking server {uri} answered {resp.status} on /health")
+                raise TrackingUnavailableError(f"MLflow tracking server {shown} answered {resp.status} on /health")
     except (urllib.error.URLError, OSError) as exc:
-        raise TrackingUnavailableError(f"MLflow tracking server {uri} is not reachable: {exc}") from None
+        raise TrackingUnavailableError(f"MLflow tracking server {shown} is not reachable: {exc}") from None
 
 
 def ensure_experiment(uri: str, experiment: str = DEFAULT_EXPERIMENT) -> tuple[MlflowClient, str]:
     """Check the store, create its schema and the experiment if needed; (client, experiment id).
 
     Call this once before starting parallel work: many processes creating a new SQLite
-    store at the same moment race on its schema.
+    store at the same moment race on its schema. With credentials in ``uri``, MLflow's own
+    "View run at <address>" lines are turned off (MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT),
+    as they would print the password.
     """
     check_reachable(uri)
+    if urlparse(uri).username is not None:  # MLflow prints run links with the address as given
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is not None:
@@ -80,6 +91,8 @@ def ensure_experiment(uri: str, experiment: str = DEFAULT_EXPERIMENT) -> tuple[M
 def run_ui_url(uri: str, experiment_id: str, run_id: str) -> str:
     """Link to a run in the MLflow UI: ``MYNN_MLFLOW_UI_URL`` if set (e.g. the address a browser
     uses when the tracking server is known by another name inside a compose stack), else the
-    server itself, else ``mlflow ui``'s default address for a local store."""
+    server itself, else ``mlflow ui``'s default address for a local store. Credentials in the
+    address (``http://user:password@host``) are left out: the link is recorded."""
     base = (os.environ.get("MYNN_MLFLOW_UI_URL") or (uri if is_remote(uri) else "http://127.0.0.1:5000")).rstrip("/")
+    base = redact_url(base, mask="")
     return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"

@@ -1,0 +1,43 @@
+"""Fixtures of the fault suite; its helpers are in faultkit.py. The fixtures of
+``tests/conftest.py`` (``tracking_env``, ``prefect_harness``, ``small_train``, ``small_test``)
+apply here too."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+for folder in (HERE, HERE.parent):  # faultkit.py, and tests/servers.py
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+
+from faultkit import start_http  # noqa: E402
+
+
+@pytest.fixture
+def no_proxy(monkeypatch):
+    for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def http_server(no_proxy):
+    """A misbehaving-on-demand HTTP server on 127.0.0.1 (faultkit.HttpState)."""
+    state, stop = start_http()
+    try:
+        yield state
+    finally:
+        stop()
+
+
+@pytest.fixture
+def no_backoff(monkeypatch):
+    """Retries happen for real; only their sleeps are recorded instead of slept."""
+    from mynn import fetch
+
+    slept: list[float] = []
+    monkeypatch.setattr(fetch.time, "sleep", slept.append)
+    return slept
