@@ -24,7 +24,9 @@ TELEMETRY_OFF = {"DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true",
 # A tracking server that goes away mid-run: retry with backoff for a bounded time (about
 # 1 + 2 + 4 s of backoff, 20 s per request at most), then fail, instead of MLflow's minutes.
 MLFLOW_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+                  # MLflow's "View run at <tracking URI>" lines would print credentials in the URI
+                  "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
 
 
 def _config_options(parser: argparse.ArgumentParser, many: bool = False) -> None:

@@ -17,6 +17,7 @@ from prefect.task_runners import ProcessPoolTaskRunner
 from pydantic import Field
 
 from flows.sweep_flow import DEFAULT_WORKERS, log_sweep_summary, prepare_data, run_points, start_parent
+from mynn.fetch import redact_url
 from mynn.grid import code_version
 from tracking import report
 from tracking.runs import closing_run
@@ -47,7 +48,7 @@ def reproduce_flow(
     points = report.book_points(list(range(seeds)), full.label)
     name = f"reproduce-{seeds}seeds-{full.label}"
     parent = start_parent(client, experiment_id, name, "reproduce", {
-        "seeds": seeds, "quick": quick, "source": source, "data": full.label, "train_digest": full.train_digest,
+        "seeds": seeds, "quick": quick, "source": redact_url(source), "data": full.label, "train_digest": full.train_digest,
         "test_digest": full.test_digest, "small_train_digest": small.train_digest, "code_version": code_version(),
         "points": sum(len(v) for v in points.values())})
     url = run_ui_url(uri, experiment_id, parent)

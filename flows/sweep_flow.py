@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from flows import tasks
 from mynn import paths
 from mynn.config import NetworkConfig
+from mynn.fetch import redact_url
 from mynn.grid import code_version, expand, group_id, plan, point_id
 from mynn.prepare import Prepared, subset
 from tracking import compare as _compare
@@ -244,7 +245,7 @@ def sweep_flow(
     configs = expand(grid_values)
     name = name or f"sweep-{len(configs)}pts-{data.label}"
     parent = start_parent(client, experiment_id, name, "sweep", {
-        "grid": json.dumps(grid_values)[:6000], "source": source, "data": data.label,
+        "grid": json.dumps(grid_values)[:6000], "source": redact_url(source), "data": data.label,
         "train_digest": data.train_digest, "test_digest": data.test_digest, "points": len(configs),
         "code_version": code_version()})
     url = run_ui_url(uri, experiment_id, parent)
