@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from servers import BIN, QUIET_ENV, start_mlflow, start_postgres, start_prefect  # noqa: E402
+from servers import BIN, QUIET_ENV, start_tracking_stack  # noqa: E402
 
 
 def run_backend(backend: str, sweeps: int) -> dict:
@@ -33,17 +33,7 @@ def run_backend(backend: str, sweeps: int) -> dict:
     root = Path(tempfile.mkdtemp(prefix=f"mynn-load-{backend}-"))
     stops = []
     try:
-        if backend == "postgres":
-            pg = start_postgres()
-            stops.append(pg.stop)
-            mlflow_db = f"postgresql+psycopg2://{pg.createdb('mlflow')}"
-            prefect_db = f"postgresql+asyncpg://{pg.createdb('prefect')}"
-        else:
-            mlflow_db, prefect_db = f"sqlite:///{root / 'mlflow.db'}", f"sqlite+aiosqlite:///{root / 'prefect.db'}"
-        mlflow = start_mlflow(mlflow_db, root / "art", root / "mlflow.log")
-        stops.append(mlflow.stop)
-        prefect = start_prefect(root / "prefect-home", prefect_db, root / "prefect.log")
-        stops.append(prefect.stop)
+        mlflow, prefect = start_tracking_stack(backend, root, stops)
         env = {**os.environ, **QUIET_ENV, "PREFECT_API_URL": prefect.url, "MLFLOW_TRACKING_URI": mlflow.url,
                "MYNN_CACHE_DIR": str(root / "cache"), "MYNN_RUNS_DIR": str(root / "runs"),
                "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}

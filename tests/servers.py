@@ -155,3 +155,21 @@ def start_prefect(home: Path, database_url: str | None, log: Path) -> Server:
         server.stop()
         raise
     return server
+
+
+def start_tracking_stack(backend: str, root: Path, stops: list) -> tuple[Server, Server]:
+    """An MLflow and a Prefect server on ``backend`` ("sqlite" files under ``root``, or
+    "postgres": one PostgreSQL server with a database each). Each stop function is appended
+    to ``stops`` as soon as its server runs, so the caller can stop whatever started."""
+    if backend == "postgres":
+        pg = start_postgres()
+        stops.append(pg.stop)
+        mlflow_db = f"postgresql+psycopg2://{pg.createdb('mlflow')}"
+        prefect_db = f"postgresql+asyncpg://{pg.createdb('prefect')}"
+    else:
+        mlflow_db, prefect_db = f"sqlite:///{root / 'mlflow.db'}", f"sqlite+aiosqlite:///{root / 'prefect.db'}"
+    mlflow = start_mlflow(mlflow_db, root / "mlartifacts", root / "mlflow.log")
+    stops.append(mlflow.stop)
+    prefect = start_prefect(root / "prefect-home", prefect_db, root / "prefect.log")
+    stops.append(prefect.stop)
+    return mlflow, prefect

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from servers import (BIN, QUIET_ENV, Server, postgres_available, start_mlflow, start_postgres,
-                           start_prefect, wait_http)
+from servers import BIN, QUIET_ENV, Server, postgres_available, start_tracking_stack
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -37,18 +36,7 @@ def stack(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(f"stack-{backend}")
     stoppers = []
     try:
-        if backend == "postgres":
-            pg = start_postgres()
-            stoppers.append(pg.stop)
-            mlflow_db = f"postgresql+psycopg2://{pg.createdb('mlflow')}"
-            prefect_db = f"postgresql+asyncpg://{pg.createdb('prefect')}"
-        else:
-            mlflow_db = f"sqlite:///{root / 'mlflow.db'}"
-            prefect_db = f"sqlite+aiosqlite:///{root / 'prefect.db'}"
-        mlflow = start_mlflow(mlflow_db, root / "mlartifacts", root / "mlflow.log")
-        stoppers.append(mlflow.stop)
-        prefect = start_prefect(root / "prefect-home", prefect_db, root / "prefect.log")
-        stoppers.append(prefect.stop)
+        mlflow, prefect = start_tracking_stack(backend, root, stoppers)
         stack = {"backend": backend, "root": root, "mlflow": mlflow, "prefect": prefect}
         serve_log = root / "serve.log"
         # every minute: the test below sees a scheduled retraining happen
