@@ -127,13 +127,13 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     _check_workers(parser, args)
     cron = None if args.no_schedule else (args.retrain_cron or DEFAULT_RETRAIN_CRON)
     if cron is not None:
-        from cronsim import CronSim, CronSimError
-        from datetime import datetime
+        from prefect.client.schemas.schedules import CronSchedule
+        from pydantic import ValidationError
 
         try:
-            CronSim(cron, datetime(2026, 1, 1))
-        except CronSimError as exc:
-            parser.error(f"--retrain-cron: {cron!r} is not a cron expression ({exc})")
+            CronSchedule(cron=cron)
+        except ValidationError as exc:
+            parser.error(f"--retrain-cron: {cron!r} is not a cron expression ({exc.errors()[0]['msg']})")
     serve(cron, args.source, args.workers, args.limit)
     return 0
 
