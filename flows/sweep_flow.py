@@ -16,7 +16,7 @@ import time
 import typing
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Optional
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric
@@ -35,7 +35,8 @@ from mynn.grid import code_version, expand, group_id, plan, point_id
 from mynn.prepare import Prepared, subset
 from tracking import compare as _compare
 from tracking import plots
-from tracking.runs import TAG_PREFECT_FLOW_RUN_ID, TAG_PREFECT_FLOW_RUN_URL, closing_run, code_version as git_version, log_params
+from tracking.runs import (TAG_PREFECT_FLOW_RUN_ID, TAG_PREFECT_FLOW_RUN_URL, closing_run, code_version as git_version,
+                           log_params, now_ms)
 from tracking.store import ensure_experiment, run_ui_url, tracking_uri
 from tracking.sweeps import (DataRef, PointResult, TrainingJob, finished_points, history_of, log_copy,
                              run_training, table)
@@ -196,7 +197,7 @@ def log_sweep_summary(client: MlflowClient, uri: str, experiment_id: str, parent
     counts = {k: sum(r.origin.startswith(k) for r in results) for k in ("trained", "derived", "reused")}
     training_seconds = sum(r.training_seconds for r in results)
     wall = time.perf_counter() - wall_start
-    ts = int(time.time() * 1000)
+    ts = now_ms()
     client.log_batch(parent_run_id, metrics=[
         Metric("best_mean_performance", best_mean, ts, 0), Metric("points", len(results), ts, 0),
         Metric("trained_points", counts["trained"], ts, 0), Metric("derived_points", counts["derived"], ts, 0),

@@ -18,6 +18,7 @@ from typing import Literal
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 from prefect import get_run_logger, task
+from prefect.exceptions import MissingContextError
 from prefect.cache_policies import NO_CACHE
 
 from mynn import fetch as _fetch
@@ -29,14 +30,15 @@ from mynn.prepare import prepare
 from mynn.train import fit
 from tracking import evaluation as _evaluation
 from tracking import registry as _registry
-from tracking.runs import EpochLogger, latest_checkpoint, log_dataset, log_missing_checkpoint_metrics, log_params
+from tracking.runs import (EpochLogger, latest_checkpoint, log_dataset, log_missing_checkpoint_metrics, log_params,
+                           logged_history, now_ms)
 from tracking.store import run_ui_url
 
 
 def _logger():
     try:
         return get_run_logger()
-    except Exception:  # called through .fn() outside a flow: plain logging
+    except MissingContextError:  # called through .fn() outside a flow: plain logging
         import logging
 
         return logging.getLogger("mynn")
@@ -171,19 +173,12 @@ def train(data: PreparedData, config: NetworkConfig, tracking_uri: str, run_id: 
     (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     client.log_artifact(run_id, str(out / "config.json"))
     rate = len(train_ds) * len(history) / seconds if seconds else 0.0
-    ts = int(time.time() * 1000)
+    ts = now_ms()
     client.log_batch(run_id, metrics=[Metric("training_seconds", seconds, ts, 0),
                                       Metric("records_per_s", rate, ts, 0),
                                       Metric("train_task_seconds", time.perf_counter() - t0, ts, 0)])
-    all_history = _history_from_run(client, run_id) if start else [h.to_dict() for h in history]
+    all_history = logged_history(client, run_id) if start else [h.to_dict() for h in history]
     return Trained(weights, all_history, seconds, rate, start)
-
-
-def _history_from_run(client, run_id: str) -> list[dict]:
-    """The per-epoch history as logged on the run (includes epochs before a resume)."""
-    mse = {m.step: m.value for m in client.get_metric_history(run_id, "train_mse")}
-    perf = {m.step: m.value for m in client.get_metric_history(run_id, "epoch_performance")}
-    return [{"epoch": e, "train_mse": mse[e], "performance": perf.get(e)} for e in sorted(mse)]
 
 
 @task(name="evaluate", cache_policy=NO_CACHE)

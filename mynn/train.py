@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable, Literal, Sequence
+from typing import Callable, Literal
 
 import numpy as np
 from scipy.linalg import get_blas_funcs
@@ -180,7 +180,3 @@ def fit(
                 callback(stats, net)
     return net, history
 
-
-def evaluate_epochs(history: Sequence[EpochStats]) -> dict[int, float | None]:
-    """Performance per epoch count, from a history: {epoch: performance}."""
-    return {s.epoch: s.performance for s in history}

@@ -123,20 +123,23 @@ def start_postgres() -> Postgres:
     return pg
 
 
+def _healthy(server: Server, path: str, timeout: float) -> Server:
+    """Wait until ``server.url + path`` answers 200; stop the server if it never does."""
+    try:
+        wait_http(server.url + path, timeout, server.proc, server.log)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
 def start_mlflow(backend_uri: str, artifacts: Path, log: Path) -> Server:
     port = free_port()
     proc = _spawn("mlflow", [str(BIN / "mlflow"), "server", "--backend-store-uri", backend_uri,
                              "--artifacts-destination", str(artifacts), "--serve-artifacts",
                              "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
                   {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, log)
-    url = f"http://127.0.0.1:{port}"
-    server = Server("mlflow", url, proc, log)
-    try:
-        wait_http(url + "/health", 120, proc, log)
-    except BaseException:
-        server.stop()
-        raise
-    return server
+    return _healthy(Server("mlflow", f"http://127.0.0.1:{port}", proc, log), "/health", 120)
 
 
 def start_prefect(home: Path, database_url: str | None, log: Path) -> Server:
@@ -147,14 +150,7 @@ def start_prefect(home: Path, database_url: str | None, log: Path) -> Server:
         env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
     proc = _spawn("prefect", [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                   env, log)
-    url = f"http://127.0.0.1:{port}/api"
-    server = Server("prefect", url, proc, log)
-    try:
-        wait_http(url + "/health", 180, proc, log)
-    except BaseException:
-        server.stop()
-        raise
-    return server
+    return _healthy(Server("prefect", f"http://127.0.0.1:{port}/api", proc, log), "/health", 180)
 
 
 def start_tracking_stack(backend: str, root: Path, stops: list) -> tuple[Server, Server]:

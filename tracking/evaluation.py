@@ -13,6 +13,7 @@ from mlflow.entities import Metric
 from mynn.data import Dataset, scale_inputs
 from mynn.network import Network
 from tracking import plots
+from tracking.runs import now_ms
 
 OUTPUT_TABLE_EXAMPLES = 5  # records shown in the book's "output layer" table
 
@@ -57,9 +58,7 @@ def evaluate(network: Network, test: Dataset, history: list[dict], out_dir: Path
     (out_dir / "confusion_matrix.json").write_text(json.dumps(matrix.tolist()))
 
     if client is not None and run_id is not None:
-        import time
-
-        ts = int(time.time() * 1000)
+        ts = now_ms()
         metrics = [Metric("performance", performance, ts, 0)]
         metrics += [Metric(f"accuracy_digit_{d}", float(a), ts, 0) for d, a in enumerate(per_class)
                     if np.isfinite(a)]

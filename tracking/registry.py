@@ -31,6 +31,7 @@ from mynn.data import scale_inputs
 from mynn.network import Network
 from mynn.stats import mcnemar
 from tracking import flavour
+from tracking.runs import now_ms
 
 MODEL_ARTIFACT = "model"
 #: At most this long a registration waits for earlier versions' decisions (see register).
@@ -219,7 +220,7 @@ def register(client: MlflowClient, run_id: str, model_name: str, model_uri: str,
         client.set_model_version_tag(model_name, mv.version, key, value)
     run_tags = {"mynn.promotion": f"{decision}: {reason}", "mynn.promotion_p_value": _fmt(p_value),
                 "mynn.champion_performance": _fmt(champ_perf)}
-    ts = int(time.time() * 1000)
+    ts = now_ms()
     client.log_batch(run_id, tags=[RunTag(k, v) for k, v in run_tags.items()],
                      metrics=[] if p_value is None else [Metric("promotion_p_value", p_value, ts, 0)])
     return Registration(model_name, str(mv.version), alias, promoted, reason, performance, champ_version,

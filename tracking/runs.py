@@ -147,7 +147,7 @@ class EpochLogger:
 
 def log_epoch_metrics(client: MlflowClient, run_id: str, stats: dict) -> None:
     """One epoch's metrics (an EpochStats as a dict) with ``step=epoch``."""
-    ts, e = _now_ms(), stats["epoch"]
+    ts, e = now_ms(), stats["epoch"]
     metrics = [Metric("train_mse", stats["train_mse"], ts, e), Metric("epoch_seconds", stats["seconds"], ts, e),
                Metric("epoch_records_per_s", stats["records_per_s"], ts, e)]
     if stats.get("performance") is not None:
@@ -178,7 +178,15 @@ def _write_json_atomic(path: Path, obj: dict) -> None:
         raise
 
 
-def _now_ms() -> int:
+def logged_history(client: MlflowClient, run_id: str) -> list[dict]:
+    """The per-epoch history as logged on a run: [{epoch, train_mse, performance}], by epoch."""
+    mse = {m.step: m.value for m in client.get_metric_history(run_id, "train_mse")}
+    perf = {m.step: m.value for m in client.get_metric_history(run_id, "epoch_performance")}
+    return [{"epoch": e, "train_mse": mse[e], "performance": perf.get(e)} for e in sorted(mse)]
+
+
+def now_ms() -> int:
+    """MLflow's timestamp: milliseconds since the epoch."""
     return int(time.time() * 1000)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +23,8 @@ from mynn.config import NetworkConfig
 from mynn.data import load_npy
 from mynn.grid import Training, group_id, point_id
 from mynn.train import fit
-from tracking.runs import TAG_PREFECT_FLOW_RUN_ID, EpochLogger, closing_run, log_params, start_run
+from tracking.runs import (TAG_PREFECT_FLOW_RUN_ID, EpochLogger, closing_run, log_params, logged_history, now_ms,
+                           start_run)
 
 TAG_KIND = "mynn.kind"
 TAG_POINT = "mynn.point_id"
@@ -121,7 +121,7 @@ def run_training(job: TrainingJob) -> list[PointResult]:
         net, history = fit(cfg, train.pixels, train.labels, test=(test.pixels, test.labels),
                            callback=EpochLogger(client, run_id, out / "checkpoints"))
         seconds = sum(h.seconds for h in history)
-        ts = int(time.time() * 1000)
+        ts = now_ms()
         client.log_batch(run_id, metrics=[Metric("performance", history[-1].performance, ts, 0),
                                           Metric("training_seconds", seconds, ts, 0),
                                           Metric("records_per_s", len(train) * len(history) / seconds, ts, 0)])
@@ -148,7 +148,7 @@ def log_copy(client: MlflowClient, experiment_id: str, parent_run_id: str, confi
                        tags=_child_tags(pid, gid, origin, data, code, flow_run_id))
     with closing_run(client, run_id):
         log_params(client, run_id, _child_params(data, code, pid))
-        ts = int(time.time() * 1000)
+        ts = now_ms()
         metrics = [Metric("performance", epoch_performance[-1], ts, 0)]
         for e, (p, m) in enumerate(zip(epoch_performance, epoch_mse), start=1):
             metrics += [Metric("epoch_performance", p, ts, e), Metric("train_mse", m, ts, e)]
@@ -189,16 +189,9 @@ def finished_points(client: MlflowClient, experiment_id: str) -> tuple[dict[str,
 
 
 def history_of(client: MlflowClient, run_id: str) -> tuple[list[float], list[float]]:
-    """(epoch_performance, train_mse) by epoch 1.. as logged on a run."""
-    perf = {m.step: m.value for m in client.get_metric_history(run_id, "epoch_performance")}
-    mse = {m.step: m.value for m in client.get_metric_history(run_id, "train_mse")}
-    epochs = sorted(set(perf) & set(mse))
-    return [perf[e] for e in epochs], [mse[e] for e in epochs]
-
-
-def origin_run(origin: str) -> str:
-    """The run a derived or reused point came from (its own run for a trained one)."""
-    return origin.split(":", 1)[1] if ":" in origin else ""
+    """(epoch_performance, train_mse) by epoch 1.. as logged on a run (epochs with both)."""
+    history = [h for h in logged_history(client, run_id) if h["performance"] is not None]
+    return [h["performance"] for h in history], [h["train_mse"] for h in history]
 
 
 def table(results: list[PointResult]) -> tuple[str, str]:
