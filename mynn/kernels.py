@@ -1,15 +1,18 @@
-"""Compiled inner loops of the exact per-record rule (numba, compiled on first use).
+"""Compiled inner loop of the exact per-record rule (numba, compiled on first use).
 
-The per-record rule is sequential, but most of its arithmetic is not. Within a block of
-B records the input weights are ``wih_k = W0 + sum_{j<k} D[j] (x) x_j`` (rank-1 updates not
-yet applied), so the pre-activation of record k is
+The book's input is ``x = 0.01 + y`` with ``y = pixel / 255 * 0.99``, and ``y`` is zero
+wherever the pixel is: 81 % of MNIST's pixels, so a record has about 150 non-zero ``y``.
+The rule touches ``wih`` twice per record, ``wih @ x`` and ``wih += d (x) x``; both split
+into a sparse part through ``y`` and a part through the constant 0.01 that reaches every
+column. Holding the input weights as ``wih = W' + c 1^T`` (``c``: (H,)) with the row sums
+``u = W' 1`` kept alongside:
 
-    wih_k @ x_k = (X_B @ W0.T)[k] + sum_{j<k} D[j] * (x_j . x_k)
-                = P[k]            + sum_{j<k} D[j] * G[k, j]
+    wih @ x        = W' @ y + 0.01 * u + sum(x) * c          (only y's non-zeros of W')
+    wih += d (x) x:  W'[:, nz] += d (x) y[nz];  c += 0.01 * d;  u += sum(y) * d
 
-``P`` and the Gram matrix ``G`` are two matrix products (BLAS-3), the block's updates are
-one more (``W0 += D.T @ X_B``), and only the O(B*H + 30*H) remainder runs record by record
-here. The result equals the book's rule up to floating-point reassociation.
+Nothing is approximated: this is the book's rule with its sums taken in another order, so
+it agrees with a plain transcription up to floating-point rounding (tests: 1e-9), at about
+2 * 150 * H instead of 4 * 784 * H multiply-adds per record for MNIST.
 """
 from __future__ import annotations
 
@@ -24,40 +27,91 @@ import numpy as np
 _FLAGS = {"reassoc", "contract", "nsz"}
 
 
-@numba.njit(cache=True, nogil=True, fastmath=_FLAGS)
-def block_step(P, G, who, T, lr, exact, D):
-    """Train on one block of B records, the book's rule, one record at a time.
+@numba.njit(cache=True, nogil=True)
+def sparse_inputs(pixels, table):
+    """The non-zero inputs of each record, in pixel order (compressed sparse rows).
 
     Args:
-        P: (B, H) pre-activations ``X_B @ W0.T`` with W0 the input weights at block start.
-        G: (B, B) Gram matrix ``X_B @ X_B.T``; only ``G[k, j]`` with j < k is read.
-        who: (10, H) output weights, updated in place record by record.
-        T: (B, 10) targets.
+        pixels: (n, 784) uint8.
+        table: (256,) pixel value -> ``y`` (``table[0]`` is 0); its dtype is the result's.
+
+    Returns:
+        (indptr (n + 1,) int64, indices (nnz,) int32, values (nnz,), ysum (n,)): record k's
+        non-zero pixels are ``indices[indptr[k]:indptr[k + 1]]`` with ``y`` values
+        ``values[...]``; ``ysum[k]`` is the sum of its ``y``.
+    """
+    n, n_pix = pixels.shape
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    for k in range(n):
+        count = 0
+        for p in range(n_pix):
+            if pixels[k, p] != 0:
+                count += 1
+        indptr[k + 1] = indptr[k] + count
+    indices = np.empty(indptr[n], dtype=np.int32)
+    values = np.empty(indptr[n], dtype=table.dtype)
+    ysum = np.empty(n, dtype=table.dtype)
+    for k in range(n):
+        j = indptr[k]
+        s = 0.0
+        for p in range(n_pix):
+            v = pixels[k, p]
+            if v != 0:
+                indices[j] = p
+                values[j] = table[v]
+                s += table[v]
+                j += 1
+        ysum[k] = s
+    return indptr, indices, values, ysum
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FLAGS)
+def train_epoch(indptr, indices, values, xsum, ysum, T, wT, who, u, c, lr, exact):
+    """One epoch of the book's rule over n records, one record at a time, in place.
+
+    Args:
+        indptr, indices, values: the records' non-zero ``y`` (see :func:`sparse_inputs`).
+        xsum, ysum: (n,) row sums of ``x`` and of ``y``.
+        T: (n, 10) targets.
+        wT: (784, H) ``W'`` transposed (row p: pixel p's weights), updated in place.
+        who: (10, H) output weights, updated in place.
+        u: (H,) ``W' @ 1``, updated in place.
+        c: (H,) the part of every column of ``wih`` not in ``W'``, updated in place.
         lr: learning rate.
         exact: False for the book's hidden error ``who.T @ e_o``; True for the exact
             gradient ``who.T @ (e_o * o * (1 - o))``.
-        D: (B, H) output: ``D[k] = lr * e_h * h * (1 - h)``; the block's update of wih is
-            ``D.T @ X_B`` (H, B) @ (B, 784).
 
     Returns:
-        The sum over the block of ``sum((t - o) ** 2)`` (before each record's update).
+        The sum over the records of ``sum((t - o) ** 2)`` (before each record's update).
     """
-    B, H = P.shape
-    n_out = who.shape[0]
-    a = np.empty(H, dtype=P.dtype)
-    h = np.empty(H, dtype=P.dtype)
-    o = np.empty(n_out, dtype=P.dtype)
-    e_src = np.empty(n_out, dtype=P.dtype)
-    e_h = np.empty(H, dtype=P.dtype)
-    grad_o = np.empty(n_out, dtype=P.dtype)
+    n = T.shape[0]
+    n_out, H = who.shape
+    a = np.empty(H, dtype=wT.dtype)
+    h = np.empty(H, dtype=wT.dtype)
+    d = np.empty(H, dtype=wT.dtype)
+    o = np.empty(n_out, dtype=wT.dtype)
+    e_src = np.empty(n_out, dtype=wT.dtype)
+    grad_o = np.empty(n_out, dtype=wT.dtype)
     sse = 0.0
-    for k in range(B):
+    for k in range(n):
+        j0, j1 = indptr[k], indptr[k + 1]
+        # a = wih @ x, (H, 784) @ (784,) -> (H,): the constant part, then y's non-zeros,
+        # four pixels at a time (one pass over a per four rows of wT).
+        xs = xsum[k]
         for m in range(H):
-            a[m] = P[k, m]
-        for j in range(k):  # pending rank-1 corrections: (H,) += scalar * (H,)
-            g = G[k, j]
+            a[m] = 0.01 * u[m] + xs * c[m]
+        j = j0
+        while j + 4 <= j1:
+            p0, p1, p2, p3 = indices[j], indices[j + 1], indices[j + 2], indices[j + 3]
+            v0, v1, v2, v3 = values[j], values[j + 1], values[j + 2], values[j + 3]
             for m in range(H):
-                a[m] += g * D[j, m]
+                a[m] += v0 * wT[p0, m] + v1 * wT[p1, m] + v2 * wT[p2, m] + v3 * wT[p3, m]
+            j += 4
+        while j < j1:
+            p, v = indices[j], values[j]
+            for m in range(H):
+                a[m] += v * wT[p, m]
+            j += 1
         for m in range(H):
             h[m] = 1.0 / (1.0 + math.exp(-a[m]))
         for i in range(n_out):  # (10, H) @ (H,) -> (10,)
@@ -77,15 +131,23 @@ def block_step(P, G, who, T, lr, exact, D):
             e = T[k, i] - o[i]
             sse += e * e
         for m in range(H):  # e_h = who.T @ e_src with who before this record's update
-            e_h[m] = 0.0
+            d[m] = 0.0
         for i in range(n_out):
             e = e_src[i]
             for m in range(H):
-                e_h[m] += who[i, m] * e
-        for m in range(H):
-            D[k, m] = lr * (e_h[m] * h[m] * (1.0 - h[m]))
+                d[m] += who[i, m] * e
+        for m in range(H):  # d = lr * e_h * h * (1 - h): wih += d (x) x
+            d[m] = lr * (d[m] * h[m] * (1.0 - h[m]))
         for i in range(n_out):  # who += lr * outer(e_o * o * (1 - o), h)
             g = grad_o[i]
             for m in range(H):
                 who[i, m] += g * h[m]
+        for j in range(j0, j1):  # W'[:, p] += d * y_p for y's non-zeros
+            p, v = indices[j], values[j]
+            for m in range(H):
+                wT[p, m] += v * d[m]
+        ys = ysum[k]
+        for m in range(H):  # the constant part: every column gets 0.01 * d
+            c[m] += 0.01 * d[m]
+            u[m] += ys * d[m]
     return sse

@@ -2,7 +2,7 @@
 
 ``fit`` trains a :class:`~mynn.network.Network` on uint8 MNIST arrays and returns the
 network and its per-epoch history. The default path for the book's rule (batch size 1) is
-the blocked kernel of :mod:`mynn.kernels`; ``impl="reference"`` runs the plain
+the compiled kernel of :mod:`mynn.kernels` (sparse in the pixels, exact); ``impl="reference"`` runs the plain
 transcription of the book's formulas in :mod:`mynn.reference`. Mini-batches (an option)
 use a vectorised numpy step.
 """
@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass
 from typing import Callable, Literal
 
 import numpy as np
-from scipy.linalg import get_blas_funcs
 from scipy.special import expit
 from threadpoolctl import threadpool_limits
 
@@ -21,8 +20,6 @@ from mynn import reference
 from mynn.config import NetworkConfig
 from mynn.data import make_targets, scale_inputs
 from mynn.network import Network
-
-DEFAULT_BLOCK = 64  # records per deferred block of the fast path (see benchmarks/train_speed.py)
 
 
 class TrainingDivergedError(RuntimeError):
@@ -59,29 +56,44 @@ class EpochStats:
 Callback = Callable[[EpochStats, Network], None]
 
 
-def _epoch_fast(net: Network, X: np.ndarray, T: np.ndarray, grams: list, block: int) -> float:
-    """One epoch of the book's rule in blocks; returns the summed squared error."""
-    from mynn.kernels import block_step  # compiled on first use, not at import
+@dataclass
+class _SparseInputs:
+    """The fast path's view of the training inputs: ``x = 0.01 + y``, ``y`` stored sparse.
 
-    lr = net.config.learning_rate
-    exact = net.config.backprop == "exact"
-    wih, who = net.wih, net.who
-    n = X.shape[0]
-    D = np.empty((block, wih.shape[0]), dtype=wih.dtype)
-    gemm = get_blas_funcs("gemm", dtype=wih.dtype)
-    sse = 0.0
-    for b, start in enumerate(range(0, n, block)):
-        XB = X[start:start + block]  # (B, 784)
-        if len(grams) <= b:
-            grams.append(XB @ XB.T)  # (B, 784) @ (784, B) -> (B, B), same every epoch
-        P = XB @ wih.T  # (B, 784) @ (784, H) -> (B, H)
-        Db = D[: len(XB)]
-        sse += block_step(P, grams[b], who, T[start:start + block], lr, exact, Db)
-        # wih += Db.T @ XB, (H, B) @ (B, 784) -> (H, 784): the block's deferred updates, written
-        # in place by BLAS (Fortran view: wih.T (784, H) += XB.T (784, B) @ Db (B, H)).
-        out = gemm(1.0, XB.T, Db.T, trans_b=1, beta=1.0, c=wih.T, overwrite_c=1)
-        if not np.shares_memory(out, wih):  # BLAS had to copy: keep the result all the same
-            wih[...] = out.T
+    Built from the uint8 pixels once per :func:`fit` (in its first epoch, so the first
+    epoch's time includes it); see :mod:`mynn.kernels`.
+    """
+
+    indptr: np.ndarray  # (n + 1,) int64: record k's non-zeros are indptr[k]:indptr[k + 1]
+    indices: np.ndarray  # (nnz,) int32 pixel index of each non-zero y
+    values: np.ndarray  # (nnz,) its y = pixel / 255 * 0.99, in the network's dtype
+    ysum: np.ndarray  # (n,) sum of each record's y
+    xsum: np.ndarray  # (n,) sum of each record's x = ysum + 784 * 0.01
+
+    @classmethod
+    def of(cls, pixels: np.ndarray, dtype: np.dtype) -> "_SparseInputs":
+        from mynn.kernels import sparse_inputs  # compiled on first use, not at import
+
+        table = (np.arange(256, dtype=np.float64) / 255 * 0.99).astype(dtype)  # pixel -> y
+        indptr, indices, values, ysum = sparse_inputs(np.ascontiguousarray(pixels), table)
+        return cls(indptr, indices, values, ysum, ysum + dtype.type(pixels.shape[1] * 0.01))
+
+
+def _epoch_fast(net: Network, data: _SparseInputs, T: np.ndarray) -> float:
+    """One epoch of the book's rule on sparse inputs; returns the summed squared error.
+
+    Within the epoch ``wih = W' + c 1^T`` (see :mod:`mynn.kernels`). The epoch starts from
+    ``net.wih`` with ``c = 0`` and ends by writing ``W' + c 1^T`` back, so a run resumed
+    from the weights after any epoch continues exactly as an uninterrupted one.
+    """
+    from mynn.kernels import train_epoch  # compiled on first use, not at import
+
+    wT = np.ascontiguousarray(net.wih.T)  # (784, H): row p holds pixel p's weights
+    u = wT.sum(axis=0)  # (H,) W' 1
+    c = np.zeros(wT.shape[1], dtype=wT.dtype)  # (H,)
+    sse = train_epoch(data.indptr, data.indices, data.values, data.xsum, data.ysum, T, wT,
+                      net.who, u, c, net.config.learning_rate, net.config.backprop == "exact")
+    net.wih[...] = (wT + c).T  # (784, H) + (H,) -> (H, 784)
     return sse
 
 
@@ -118,7 +130,6 @@ def fit(
     network: Network | None = None,
     start_epoch: int = 0,
     impl: Literal["fast", "reference"] = "fast",
-    block: int = DEFAULT_BLOCK,
 ) -> tuple[Network, list[EpochStats]]:
     """Train for ``config.epochs`` epochs over the records in file order.
 
@@ -131,8 +142,8 @@ def fit(
         network: resume from these weights (a checkpoint) instead of the seeded start;
             its config must equal ``config``.
         start_epoch: epochs already done by ``network`` (training continues at +1).
-        impl: "fast" (blocked kernel) or "reference" (plain transcription), for batch size 1.
-        block: records per deferred block of the fast path.
+        impl: "fast" (compiled sparse kernel) or "reference" (plain transcription), for
+            batch size 1.
 
     Returns:
         (network, history): the trained network and one :class:`EpochStats` per epoch run.
@@ -152,10 +163,12 @@ def fit(
         raise ValueError(f"fit: start_epoch {start_epoch} outside 0..{config.epochs}")
     if len(train_pixels) != len(train_labels) or len(train_pixels) == 0:
         raise ValueError("fit: need as many labels as pixel rows, and at least one record")
-    X = scale_inputs(np.asarray(train_pixels, np.uint8), config.dtype)  # (n, 784)
+    pixels = np.asarray(train_pixels, np.uint8)  # (n, 784)
     T = make_targets(np.asarray(train_labels, np.uint8), config.dtype)  # (n, 10)
+    fast = config.batch_size == 1 and impl == "fast"
+    X = None if fast else scale_inputs(pixels, config.dtype)  # (n, 784), dense
     X_test = scale_inputs(np.asarray(test[0], np.uint8), config.dtype) if test is not None else None
-    grams: list[np.ndarray] = []
+    sparse: _SparseInputs | None = None  # the fast path's inputs, made in the first epoch
     history: list[EpochStats] = []
     with threadpool_limits(limits=1):  # one BLAS thread: more only slow this loop down
         for epoch in range(start_epoch + 1, config.epochs + 1):
@@ -166,7 +179,9 @@ def fit(
                 sse = reference.train_epoch(net.wih, net.who, X, T, config.learning_rate,
                                             exact=config.backprop == "exact")
             elif impl == "fast":
-                sse = _epoch_fast(net, X, T, grams, block)
+                if sparse is None:
+                    sparse = _SparseInputs.of(pixels, net.wih.dtype)
+                sse = _epoch_fast(net, sparse, T)
             else:
                 raise ValueError(f"fit: impl must be 'fast' or 'reference', not {impl!r}")
             seconds = time.perf_counter() - t0
@@ -174,7 +189,7 @@ def fit(
                 raise TrainingDivergedError(epoch, "NaN or inf in the weights or the error "
                                                    f"(learning rate {config.learning_rate:g})")
             perf = net.performance(X_test, test[1]) if test is not None else None
-            stats = EpochStats(epoch, float(sse) / (len(X) * 10), perf, seconds, len(X) / seconds)
+            stats = EpochStats(epoch, float(sse) / (len(T) * 10), perf, seconds, len(T) / seconds)
             history.append(stats)
             if callback is not None:
                 callback(stats, net)

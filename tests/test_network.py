@@ -37,13 +37,25 @@ def spec_train(cfg: NetworkConfig, pixels: np.ndarray, labels: np.ndarray):
     return wih, who
 
 
+def with_edge_records(pixels):
+    """The 100 records with a few the sparse kernel treats specially put in front."""
+    edge = np.zeros((5, 784), dtype=np.uint8)  # record 0: no non-zero pixel at all
+    edge[1] = 255  # every pixel non-zero
+    edge[2, 783] = 1  # one non-zero, the last pixel
+    edge[3, [0, 1, 2]] = [255, 7, 1]  # three (fewer than the kernel's group of four)
+    edge[4, ::3] = 200  # 262: groups of four and a remainder
+    return np.concatenate([edge, pixels])
+
+
 @pytest.mark.parametrize("hidden", [3, 17, 100, 130])
-@pytest.mark.parametrize("block", [1, 5, 64])
-def test_fast_path_matches_spec_transcription(small_train, hidden, block):
+@pytest.mark.parametrize("inputs", ["mnist", "edge"])
+def test_fast_path_matches_spec_transcription(small_train, hidden, inputs):
     pixels, labels = small_train
+    if inputs == "edge":
+        pixels, labels = with_edge_records(pixels), np.concatenate([[3, 1, 4, 1, 5], labels])
     cfg = NetworkConfig(hidden_nodes=hidden, learning_rate=0.3, epochs=3, seed=hidden)  # 300 updates
     wih, who = spec_train(cfg, pixels, labels)
-    net, _ = fit(cfg, pixels, labels, block=block)
+    net, _ = fit(cfg, pixels, labels)
     assert np.max(np.abs(net.wih - wih)) < 1e-9
     assert np.max(np.abs(net.who - who)) < 1e-9
 
@@ -169,6 +181,36 @@ def test_same_seed_is_bit_identical_and_seeds_differ(small_train):
     assert a.wih.tobytes() == b.wih.tobytes() and a.who.tobytes() == b.who.tobytes()
     c, _ = fit(NetworkConfig(hidden_nodes=30, learning_rate=0.3, epochs=2, seed=12), pixels, labels)
     assert not np.array_equal(a.wih, c.wih)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_fast_kernel_does_not_depend_on_where_arrays_sit(small_train, dtype):
+    """Compiled loops may pick a vector or a scalar path by the arrays' addresses; with
+    reassociation allowed the two could round differently. Same inputs at other offsets
+    in memory must give the same bits."""
+    from mynn.kernels import train_epoch
+    from mynn.train import _SparseInputs
+    from mynn.data import make_targets
+
+    pixels, labels = small_train
+    net = Network.initial(NetworkConfig(hidden_nodes=37, seed=2, dtype=dtype))
+    data = _SparseInputs.of(pixels, net.wih.dtype)
+    T = make_targets(labels, dtype)
+
+    def at_offset(a, k):  # a copy of a that starts k elements into a larger buffer
+        buf = np.zeros(a.size + k, dtype=a.dtype)
+        view = buf[k:].reshape(a.shape)
+        view[...] = a
+        return view
+
+    results = []
+    for k in (0, 1, 3):
+        wT, who = at_offset(np.ascontiguousarray(net.wih.T), k), at_offset(net.who, k)
+        u, c = at_offset(wT.sum(axis=0), k), at_offset(np.zeros(37, dtype), k)
+        sse = train_epoch(data.indptr, data.indices, at_offset(data.values, k), data.xsum,
+                          data.ysum, at_offset(T, k), wT, who, u, c, 0.3, False)
+        results.append((sse, wT.tobytes(), who.tobytes(), u.tobytes(), c.tobytes()))
+    assert results[0] == results[1] == results[2]
 
 
 def test_model_after_epoch_e_equals_an_e_epoch_run(small_train, small_test):
