@@ -360,8 +360,19 @@ def _float_dtype(dtype) -> np.dtype:
     return resolved
 
 
-_SCALE_TABLE = np.arange(256, dtype=np.float64) / 255 * 0.99 + 0.01  # pixel value -> input
+INPUT_OFFSET = 0.01  # the book's input is INPUT_OFFSET + pixel / 255 * 0.99
+_PIXEL_TABLE = np.arange(256, dtype=np.float64) / 255 * 0.99  # pixel value -> input - offset
+_SCALE_TABLE = _PIXEL_TABLE + INPUT_OFFSET  # pixel value -> input
+_PIXEL_TABLE.flags.writeable = False
 _SCALE_TABLE.flags.writeable = False
+
+
+def pixel_part_table(dtype="float64") -> np.ndarray:
+    """(256,) pixel value -> ``pixel / 255 * 0.99``, the input less ``INPUT_OFFSET`` (0 for a
+    zero pixel), computed in float64 and cast to ``dtype``. ``scale_inputs`` adds the offset
+    to the float64 values, so ``INPUT_OFFSET + table`` is its table bit for bit in float64.
+    """
+    return _PIXEL_TABLE.astype(_float_dtype(dtype))
 
 
 def scale_inputs(pixels: np.ndarray, dtype="float64") -> np.ndarray:

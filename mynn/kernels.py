@@ -66,7 +66,7 @@ def sparse_inputs(pixels, table):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FLAGS)
-def train_epoch(indptr, indices, values, xsum, ysum, T, wT, who, u, c, lr, exact):
+def train_epoch(indptr, indices, values, xsum, ysum, T, wT, who, u, c, lr, exact, offset):
     """One epoch of the book's rule over n records, one record at a time, in place.
 
     Args:
@@ -80,6 +80,7 @@ def train_epoch(indptr, indices, values, xsum, ysum, T, wT, who, u, c, lr, exact
         lr: learning rate.
         exact: False for the book's hidden error ``who.T @ e_o``; True for the exact
             gradient ``who.T @ (e_o * o * (1 - o))``.
+        offset: the constant part of every input, ``x = offset + y`` (the book's 0.01).
 
     Returns:
         The sum over the records of ``sum((t - o) ** 2)`` (before each record's update).
@@ -99,7 +100,7 @@ def train_epoch(indptr, indices, values, xsum, ysum, T, wT, who, u, c, lr, exact
         # four pixels at a time (one pass over a per four rows of wT).
         xs = xsum[k]
         for m in range(H):
-            a[m] = 0.01 * u[m] + xs * c[m]
+            a[m] = offset * u[m] + xs * c[m]
         j = j0
         while j + 4 <= j1:
             p0, p1, p2, p3 = indices[j], indices[j + 1], indices[j + 2], indices[j + 3]
@@ -147,7 +148,7 @@ def train_epoch(indptr, indices, values, xsum, ysum, T, wT, who, u, c, lr, exact
             for m in range(H):
                 wT[p, m] += v * d[m]
         ys = ysum[k]
-        for m in range(H):  # the constant part: every column gets 0.01 * d
-            c[m] += 0.01 * d[m]
+        for m in range(H):  # the constant part: every column gets offset * d
+            c[m] += offset * d[m]
             u[m] += ys * d[m]
     return sse

@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from mynn import reference
 from mynn.config import NetworkConfig
-from mynn.data import make_targets, scale_inputs
+from mynn.data import INPUT_OFFSET, make_targets, pixel_part_table, scale_inputs
 from mynn.network import Network
 
 
@@ -74,9 +74,9 @@ class _SparseInputs:
     def of(cls, pixels: np.ndarray, dtype: np.dtype) -> "_SparseInputs":
         from mynn.kernels import sparse_inputs  # compiled on first use, not at import
 
-        table = (np.arange(256, dtype=np.float64) / 255 * 0.99).astype(dtype)  # pixel -> y
+        table = pixel_part_table(dtype)  # (256,) pixel -> y
         indptr, indices, values, ysum = sparse_inputs(np.ascontiguousarray(pixels), table)
-        return cls(indptr, indices, values, ysum, ysum + dtype.type(pixels.shape[1] * 0.01))
+        return cls(indptr, indices, values, ysum, ysum + dtype.type(pixels.shape[1] * INPUT_OFFSET))
 
 
 def _epoch_fast(net: Network, data: _SparseInputs, T: np.ndarray) -> float:
@@ -92,7 +92,8 @@ def _epoch_fast(net: Network, data: _SparseInputs, T: np.ndarray) -> float:
     u = wT.sum(axis=0)  # (H,) W' 1
     c = np.zeros(wT.shape[1], dtype=wT.dtype)  # (H,)
     sse = train_epoch(data.indptr, data.indices, data.values, data.xsum, data.ysum, T, wT,
-                      net.who, u, c, net.config.learning_rate, net.config.backprop == "exact")
+                      net.who, u, c, net.config.learning_rate, net.config.backprop == "exact",
+                      INPUT_OFFSET)
     net.wih[...] = (wT + c).T  # (784, H) + (H,) -> (H, 784)
     return sse
 

@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import http.server
 import shutil
-import threading
-import time
 import urllib.request
 import warnings
 from pathlib import Path
 
 import pytest
 
+from httpserver import HttpState, start_http
 from mynn import fetch as F
 from mynn import paths
 
@@ -55,86 +53,15 @@ def leftovers(cache: Path) -> list[Path]:
 # ----------------------------------------------------------------------------- server
 
 
-class FakeServer:
-    """What the test server serves and how it misbehaves, plus a log of the requests."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}  # url path -> body
-        self.actions: dict[str, list[str]] = {}  # url path -> actions used up one per request
-        self.requests: list[str] = []
-        self.lock = threading.Lock()
-        self.base = ""
-
-    def count(self, path: str | None = None) -> int:
-        with self.lock:
-            return len(self.requests) if path is None else self.requests.count(path)
-
-    def serve_dir(self, directory: Path, prefix: str = "/") -> None:
-        for p in directory.iterdir():
-            self.files[prefix + p.name] = p.read_bytes()
-
-
-def make_handler(state: FakeServer) -> type[http.server.BaseHTTPRequestHandler]:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:  # keep the test output clean
-            pass
-
-        def do_GET(self) -> None:  # noqa: N802
-            path = self.path
-            with state.lock:
-                state.requests.append(path)
-                queue = state.actions.get(path)
-                action = queue.pop(0) if queue else "serve"
-            body = state.files.get(path)
-            try:
-                if action.startswith("status:"):
-                    self.send_error(int(action.split(":", 1)[1]))
-                elif action.startswith("redirect:"):
-                    self.send_response(302)
-                    self.send_header("Location", action.split(":", 1)[1])
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                elif action.startswith("sleep:"):
-                    time.sleep(float(action.split(":", 1)[1]))
-                    self.close_connection = True
-                elif action == "drop" and body is not None:
-                    # promise the whole body, send a part, hang up
-                    self.send_response(200)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body[: len(body) // 3])
-                    self.wfile.flush()
-                    self.close_connection = True
-                elif body is None:
-                    self.send_error(404)
-                else:
-                    self.send_response(200)
-                    self.send_header("Content-Type", "text/csv")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-
-    return Handler
-
-
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch):
     for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
-    state = FakeServer()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), make_handler(state))
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    state.base = f"http://127.0.0.1:{httpd.server_address[1]}/"
+    state, stop = start_http()
     try:
         yield state
     finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+        stop()
 
 
 @pytest.fixture
@@ -204,13 +131,13 @@ def test_known_digests_come_from_sha256sums() -> None:
 
 
 @needs_shipped
-def test_http_download_of_the_book_subsets_then_cache_hit(server: FakeServer, tmp_path: Path,
+def test_http_download_of_the_book_subsets_then_cache_hit(server: HttpState, tmp_path: Path,
                                                           cache: Path) -> None:
     served = tmp_path / "served"
     served.mkdir()
     shutil.copyfile(SHIPPED / "mnist_train_100.csv", served / "mnist_train.csv")
     shutil.copyfile(SHIPPED / "mnist_test_10.csv", served / "mnist_test.csv")
-    server.serve_dir(served)
+    server.serve_folder(served)
     known = F.known_digests()
     expected = {"mnist_train.csv": known["mnist_train_100.csv"],
                 "mnist_test.csv": known["mnist_test_10.csv"]}
@@ -242,16 +169,16 @@ def test_http_download_of_the_book_subsets_then_cache_hit(server: FakeServer, tm
         assert not second[split].verified  # nothing known to check against this time
 
 
-def test_unverified_plain_http_download_warns(server: FakeServer, synthetic: Path, cache: Path) -> None:
-    server.serve_dir(synthetic)
+def test_unverified_plain_http_download_warns(server: HttpState, synthetic: Path, cache: Path) -> None:
+    server.serve_folder(synthetic)
     with pytest.warns(F.UnverifiedDownloadWarning, match="unverified"):
         result = F.fetch(server.base, cache, backoff=0.01)
     assert not result.train.verified and not result.test.verified
     assert result.train.sha256 == sha256((synthetic / "mnist_train.csv").read_bytes())
 
 
-def test_gz_is_preferred_over_plain(server: FakeServer, synthetic: Path, cache: Path) -> None:
-    server.serve_dir(synthetic)
+def test_gz_is_preferred_over_plain(server: HttpState, synthetic: Path, cache: Path) -> None:
+    server.serve_folder(synthetic)
     gz = gzip.compress((synthetic / "mnist_train.csv").read_bytes())
     server.files["/mnist_train.csv.gz"] = gz
     # (SHA256SUMS knows mnist_train.csv.gz as the real MNIST: the caller's digest overrides it)
@@ -263,8 +190,8 @@ def test_gz_is_preferred_over_plain(server: FakeServer, synthetic: Path, cache: 
 
 
 def test_digest_mismatch_raises_is_not_retried_and_caches_nothing(
-        server: FakeServer, synthetic: Path, cache: Path) -> None:
-    server.serve_dir(synthetic)
+        server: HttpState, synthetic: Path, cache: Path) -> None:
+    server.serve_folder(synthetic)
     wrong = "0" * 64
     with pytest.raises(F.DigestMismatchError) as info:
         F.fetch(server.base, cache, expected_sha256={"mnist_train.csv": wrong}, retries=3, backoff=0.01)
@@ -281,10 +208,10 @@ def test_digest_mismatch_raises_is_not_retried_and_caches_nothing(
     assert leftovers(cache) == [] and server.count("/mnist_test.csv") == 1
 
 
-@pytest.mark.parametrize("failure", ["status:500", "drop", "status:503"])
-def test_a_failure_once_is_retried(server: FakeServer, synthetic: Path, cache: Path,
+@pytest.mark.parametrize("failure", ["status:500", "short", "status:503"])
+def test_a_failure_once_is_retried(server: HttpState, synthetic: Path, cache: Path,
                                    failure: str) -> None:
-    server.serve_dir(synthetic)
+    server.serve_folder(synthetic)
     server.actions["/mnist_train.csv"] = [failure]
     result = quiet_fetch(server.base, cache, retries=3)
     data = (synthetic / "mnist_train.csv").read_bytes()
@@ -294,8 +221,8 @@ def test_a_failure_once_is_retried(server: FakeServer, synthetic: Path, cache: P
     assert leftovers(cache) == []
 
 
-def test_a_timeout_once_is_retried(server: FakeServer, synthetic: Path, cache: Path) -> None:
-    server.serve_dir(synthetic)
+def test_a_timeout_once_is_retried(server: HttpState, synthetic: Path, cache: Path) -> None:
+    server.serve_folder(synthetic)
     server.actions["/mnist_test.csv"] = ["sleep:1.0"]
     result = quiet_fetch(server.base, cache, retries=2, timeout=0.3)
     assert result.test.path.read_bytes() == (synthetic / "mnist_test.csv").read_bytes()
@@ -303,9 +230,9 @@ def test_a_timeout_once_is_retried(server: FakeServer, synthetic: Path, cache: P
 
 
 def test_a_connection_that_always_drops_fails_after_the_retries(
-        server: FakeServer, synthetic: Path, cache: Path) -> None:
-    server.serve_dir(synthetic)
-    server.actions["/mnist_train.csv"] = ["drop"] * 10
+        server: HttpState, synthetic: Path, cache: Path) -> None:
+    server.serve_folder(synthetic)
+    server.actions["/mnist_train.csv"] = ["short"] * 10
     with pytest.raises(F.FetchError, match="giving up after 3 attempts") as info:
         quiet_fetch(server.base, cache, retries=2)
     assert not isinstance(info.value, F.DigestMismatchError)
@@ -316,16 +243,16 @@ def test_a_connection_that_always_drops_fails_after_the_retries(
 
 
 def test_a_server_that_always_fails_with_500_fails_after_the_retries(
-        server: FakeServer, synthetic: Path, cache: Path) -> None:
-    server.serve_dir(synthetic)
+        server: HttpState, synthetic: Path, cache: Path) -> None:
+    server.serve_folder(synthetic)
     server.actions["/mnist_train.csv"] = ["status:500"] * 10
     with pytest.raises(F.FetchError, match="HTTP 500"):
         quiet_fetch(server.base, cache, retries=1)
     assert server.count("/mnist_train.csv") == 2 and cache_files(cache) == []
 
 
-def test_403_is_not_retried(server: FakeServer, synthetic: Path, cache: Path) -> None:
-    server.serve_dir(synthetic)
+def test_403_is_not_retried(server: HttpState, synthetic: Path, cache: Path) -> None:
+    server.serve_folder(synthetic)
     server.actions["/mnist_train.csv.gz"] = ["status:403"]
     with pytest.raises(F.FetchError, match="403") as info:
         quiet_fetch(server.base, cache, retries=3)
@@ -334,7 +261,7 @@ def test_403_is_not_retried(server: FakeServer, synthetic: Path, cache: Path) ->
     assert cache_files(cache) == []
 
 
-def test_404_on_every_candidate_names_the_urls(server: FakeServer, cache: Path) -> None:
+def test_404_on_every_candidate_names_the_urls(server: HttpState, cache: Path) -> None:
     with pytest.raises(F.FetchError, match="no train file found") as info:
         quiet_fetch(server.base, cache, retries=3)
     assert server.base + "mnist_train.csv.gz" in str(info.value)
@@ -342,8 +269,8 @@ def test_404_on_every_candidate_names_the_urls(server: FakeServer, cache: Path) 
     assert server.requests == ["/mnist_train.csv.gz", "/mnist_train.csv"]  # 404 is not retried
 
 
-def test_http_to_http_redirect_is_followed(server: FakeServer, synthetic: Path, cache: Path) -> None:
-    server.serve_dir(synthetic, prefix="/moved/")
+def test_http_to_http_redirect_is_followed(server: HttpState, synthetic: Path, cache: Path) -> None:
+    server.serve_folder(synthetic, prefix="/moved/")
     server.files["/mnist_test.csv"] = (synthetic / "mnist_test.csv").read_bytes()
     server.actions["/mnist_train.csv"] = ["redirect:/moved/mnist_train.csv"]
     result = quiet_fetch(server.base, cache)
@@ -373,8 +300,8 @@ def test_the_opener_uses_the_refusing_handler() -> None:
     assert not any(type(h) is urllib.request.HTTPRedirectHandler for h in opener.handlers)
 
 
-def test_a_corrupt_cached_file_is_fetched_again(server: FakeServer, synthetic: Path, cache: Path) -> None:
-    server.serve_dir(synthetic)
+def test_a_corrupt_cached_file_is_fetched_again(server: HttpState, synthetic: Path, cache: Path) -> None:
+    server.serve_folder(synthetic)
     first = quiet_fetch(server.base, cache)
     data = first.train.path.read_bytes()
     first.train.path.write_bytes(data[:-1] + b"x")  # same size, wrong bytes
@@ -388,7 +315,7 @@ def test_a_corrupt_cached_file_is_fetched_again(server: FakeServer, synthetic: P
     assert server.count() > before
 
 
-def test_progress_is_reported_about_every_mib_and_at_the_end(server: FakeServer, cache: Path) -> None:
+def test_progress_is_reported_about_every_mib_and_at_the_end(server: HttpState, cache: Path) -> None:
     big = csv_bytes(1500, 3)  # ~ 4 MB
     server.files["/mnist_train.csv"] = big
     server.files["/mnist_test.csv"] = csv_bytes(3, 4)
@@ -401,9 +328,9 @@ def test_progress_is_reported_about_every_mib_and_at_the_end(server: FakeServer,
     assert [c for c in calls if c[0] == "mnist_test.csv"][-1][1:] == (len(csv_bytes(3, 4)),) * 2
 
 
-def test_a_failing_progress_callback_leaves_no_temp_file(server: FakeServer, synthetic: Path,
+def test_a_failing_progress_callback_leaves_no_temp_file(server: HttpState, synthetic: Path,
                                                          cache: Path) -> None:
-    server.serve_dir(synthetic)
+    server.serve_folder(synthetic)
 
     def boom(*args: object) -> None:
         raise KeyboardInterrupt

@@ -190,7 +190,7 @@ def test_fast_kernel_does_not_depend_on_where_arrays_sit(small_train, dtype):
     in memory must give the same bits."""
     from mynn.kernels import train_epoch
     from mynn.train import _SparseInputs
-    from mynn.data import make_targets
+    from mynn.data import INPUT_OFFSET, make_targets
 
     pixels, labels = small_train
     net = Network.initial(NetworkConfig(hidden_nodes=37, seed=2, dtype=dtype))
@@ -208,7 +208,7 @@ def test_fast_kernel_does_not_depend_on_where_arrays_sit(small_train, dtype):
         wT, who = at_offset(np.ascontiguousarray(net.wih.T), k), at_offset(net.who, k)
         u, c = at_offset(wT.sum(axis=0), k), at_offset(np.zeros(37, dtype), k)
         sse = train_epoch(data.indptr, data.indices, at_offset(data.values, k), data.xsum,
-                          data.ysum, at_offset(T, k), wT, who, u, c, 0.3, False)
+                          data.ysum, at_offset(T, k), wT, who, u, c, 0.3, False, INPUT_OFFSET)
         results.append((sse, wT.tobytes(), who.tobytes(), u.tobytes(), c.tobytes()))
     assert results[0] == results[1] == results[2]
 

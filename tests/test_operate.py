@@ -3,11 +3,9 @@ on SQLite and once on PostgreSQL (as in docker-compose.yml), with `mynn serve` s
 deployments. Skipped, naming what is missing, where PostgreSQL is not installed."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -252,7 +250,7 @@ def test_sigterm_ends_the_run_killed_and_a_resume_continues_from_the_checkpoint(
     out = subprocess.run([str(BIN / "mynn"), "train", *cfg, "--resume", run.info.run_id], env=env,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert f"resuming from checkpoint" in out.stdout + out.stderr
+    assert "resuming from checkpoint" in out.stdout + out.stderr
     resumed = client.get_run(run.info.run_id)
     assert resumed.info.status == "FINISHED"
     assert int(resumed.data.tags["mynn.resumed_from_epoch"]) >= min(done_epochs, 1)
@@ -264,7 +262,7 @@ def test_sigterm_ends_the_run_killed_and_a_resume_continues_from_the_checkpoint(
     from mynn.network import Network
     from mynn.paths import data_dir
 
-    tr, te = read_csv(data_dir() / "mnist_train_100.csv"), read_csv(data_dir() / "mnist_test_10.csv")
+    tr = read_csv(data_dir() / "mnist_train_100.csv")
     ref, _ = fit(NetworkConfig(hidden_nodes=30, learning_rate=0.3, epochs=60), tr.pixels, tr.labels)
     got = Network.load(client.download_artifacts(run.info.run_id, "weights.npz", str(tmp_path)))
     assert np.array_equal(got.wih, ref.wih) and np.array_equal(got.who, ref.who)

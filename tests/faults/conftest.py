@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-for folder in (HERE, HERE.parent):  # faultkit.py, and tests/servers.py
+for folder in (HERE, HERE.parent):  # faultkit.py, and tests/servers.py, tests/httpserver.py
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
 
-from faultkit import start_http  # noqa: E402
+from httpserver import start_http  # noqa: E402
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def no_proxy(monkeypatch):
 
 @pytest.fixture
 def http_server(no_proxy):
-    """A misbehaving-on-demand HTTP server on 127.0.0.1 (faultkit.HttpState)."""
+    """A misbehaving-on-demand HTTP server on 127.0.0.1 (httpserver.HttpState)."""
     state, stop = start_http()
     try:
         yield state
