@@ -21,6 +21,10 @@ from mynn.config import NetworkConfig
 
 TELEMETRY_OFF = {"DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true",
                  "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+# Prefect's temporary server creates its database on the first run in an empty home: about
+# 20 s on 2 cores, which is Prefect's default start-up limit, so a newcomer's first command
+# timed out. The limit only bounds a hung start; a slow first start must not fail.
+PREFECT_STARTUP = {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "600"}
 # A tracking server that goes away mid-run: retry with backoff for a bounded time (about
 # 1 + 2 + 4 s of backoff, 20 s per request at most), then fail, instead of MLflow's minutes.
 MLFLOW_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
@@ -212,11 +216,57 @@ def _validated_config(parser: argparse.ArgumentParser, args: argparse.Namespace)
         parser.error(problems)
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors about the user's input (data, sources): one clear message, no traceback."""
+    from mynn.data import DataFormatError
+    from mynn.fetch import FetchError
+
+    return (DataFormatError, FetchError)
+
+
+class _NoTracebackFor:
+    """A logging filter: records of an exception of these types keep their message (which names
+    the exception) but lose the traceback, so the console shows one clear line."""
+
+    def __init__(self, types: tuple[type[BaseException], ...]) -> None:
+        self.types = types
+
+    def filter(self, record) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and isinstance(exc, self.types):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _quiet_user_error_tracebacks() -> None:
+    import logging
+
+    quiet = _NoTracebackFor(_user_errors())
+    loggers = [logging.getLogger()] + [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)
+                                       if name.startswith("prefect")]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if not any(isinstance(f, _NoTracebackFor) for f in handler.filters):
+                handler.addFilter(quiet)
+
+
 def main(argv: list[str] | None = None) -> int:
-    for key, value in {**TELEMETRY_OFF, **MLFLOW_RETRIES}.items():
+    for key, value in {**TELEMETRY_OFF, **MLFLOW_RETRIES, **PREFECT_STARTUP}.items():
         os.environ.setdefault(key, value)
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        return _run(parser, args)
+    except _user_errors() as exc:
+        print(f"mynn {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.command in ("train", "sweep", "reproduce"):
+        import flows.tasks  # noqa: F401  (imports Prefect, which sets up its log handlers)
+
+        _quiet_user_error_tracebacks()
     if args.command == "train":
         config = _validated_config(parser, args)
         if not (0.0 < args.alpha < 1.0):  # also refuses nan

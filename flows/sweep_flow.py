@@ -144,9 +144,14 @@ def run_points(client: MlflowClient, uri: str, experiment_id: str, parent_run_id
         for cfg in configs:
             pid = point_id(cfg, data.train_digest, data.test_digest, code)
             source_run, kind = by_point.get(pid), "reused"
+            if source_run is not None and not source_run.is_point(cfg, data, code):
+                log.warning(f"run {source_run.run_id} carries point id {pid} but its parameters are another "
+                            "point: not reused")
+                source_run = None
             if source_run is None:  # a longer training of the same group gives this epoch count
                 longer = [f for f in by_group.get(group_id(cfg, data.train_digest, data.test_digest, code), [])
-                          if (f.epochs_trained or 0) >= cfg.epochs]
+                          if (f.epochs_trained or 0) >= cfg.epochs
+                          and f.is_point(cfg, data, code, epochs=f.epochs_trained)]
                 source_run, kind = (longer[0] if longer else None), "derived"
             if source_run is None:
                 todo.append(cfg)

@@ -9,6 +9,7 @@ Each is also testable without an orchestrator through ``task.fn(...)``.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from prefect.cache_policies import NO_CACHE
 from mynn import fetch as _fetch
 from mynn import paths
 from mynn.config import NetworkConfig
-from mynn.data import load_npy
+from mynn.data import DataFormatError, load_npy
 from mynn.network import Network
 from mynn.prepare import prepare
 from mynn.train import fit
@@ -54,7 +55,9 @@ class Downloaded:
     train_sha256: str
     test_sha256: str
     verified: bool  # both digests matched known ones
-    bytes_transferred: int  # 0 when both were cache hits
+    bytes_transferred: int  # bytes read from the source (0 when both came from the cache)
+    train_origin: str = ""  # the user's file or URL (no credentials): what errors and records name
+    test_origin: str = ""
 
 
 @dataclass(frozen=True)
@@ -103,14 +106,19 @@ def download(source: str = "shipped", cache_dir: str | None = None) -> Downloade
             last[name] = step
             log.info(f"download {name}: {done / 1e6:.1f} MB" + (f" of {total / 1e6:.1f} MB" if total else ""))
 
-    result = _fetch.fetch(source, cache_dir or paths.cache_dir(), progress=progress)
+    src = source if isinstance(source, _fetch.Source) else _fetch.resolve_source(source)
+    # a local file is read in well under a second: progress lines only for downloads
+    result = _fetch.fetch(src, cache_dir or paths.cache_dir(), progress=progress if src.remote else None)
     for f in (result.train, result.test):
-        state = "cache hit" if f.cache_hit else f"{f.bytes_transferred:,} bytes"
-        log.info(f"{f.split}: {f.url} -> {f.path} ({state}, sha256 {f.sha256[:12]}, "
-                 f"{'verified' if f.verified else 'UNVERIFIED: no known digest'})")
-    return Downloaded(_fetch.redact_url(source), result.train.path, result.test.path, result.train.sha256,
+        state = ("from the cache, nothing read" if f.bytes_transferred == 0
+                 else f"{f.bytes_transferred:,} bytes read")
+        log.info(f"{f.split}: {f.origin} -> {f.path} ({state}, sha256 {f.sha256[:12]}, "
+                 f"{'verified: the digest pinned by the source' if f.verified else 'no pinned digest'})")
+    return Downloaded(_fetch.redact_url(source) if isinstance(source, str) else src.spec,
+                      result.train.path, result.test.path, result.train.sha256,
                       result.test.sha256, result.train.verified and result.test.verified,
-                      result.train.bytes_transferred + result.test.bytes_transferred)
+                      result.train.bytes_transferred + result.test.bytes_transferred,
+                      result.train.origin, result.test.origin)
 
 
 @task(name="preprocess", cache_policy=NO_CACHE)
@@ -119,8 +127,15 @@ def preprocess(downloaded: Downloaded, cache_dir: str | None = None) -> Prepared
     (a cache hit skips parsing); malformed files, and a training file whose records all
     have one label, raise mynn.data.DataFormatError."""
     root = cache_dir or paths.cache_dir()
-    tr = prepare(downloaded.train_path, downloaded.train_sha256, root, split="train")
-    te = prepare(downloaded.test_path, downloaded.test_sha256, root)
+    prepared = []
+    for path, sha, origin, split in ((downloaded.train_path, downloaded.train_sha256, downloaded.train_origin, "train"),
+                                     (downloaded.test_path, downloaded.test_sha256, downloaded.test_origin, "test")):
+        try:
+            prepared.append(prepare(path, sha, root, split=split, origin=origin or None))
+        except DataFormatError:
+            _fetch.forget(path, root)  # refused bytes do not stay in the cache
+            raise
+    tr, te = prepared
     _logger().info(f"train: {tr.records} records ({tr.known_as or 'unknown set'}, digest {tr.digest[:12]}); "
                    f"test: {te.records} records ({te.known_as or 'unknown set'}, digest {te.digest[:12]})")
     return PreparedData(downloaded.source, tr.directory, te.directory, tr.digest, te.digest, tr.records,
@@ -131,13 +146,22 @@ def preprocess(downloaded: Downloaded, cache_dir: str | None = None) -> Prepared
 def log_data(data: PreparedData, downloaded: Downloaded, tracking_uri: str, run_id: str) -> None:
     """Record the data source and both datasets (digest, size) on the MLflow run."""
     client = MlflowClient(tracking_uri)
+    logged = client.get_run(run_id).data.params  # a resumed run: its data must be the same bytes
+    for key, now in (("train_digest", data.train_digest), ("test_digest", data.test_digest)):
+        if logged.get(key) not in (None, now):
+            raise ValueError(f"run {run_id} was trained on data with {key} {logged[key]}, but the source "
+                             f"{data.source} now gives {now}: a run resumes only on the data it started with")
     log_params(client, run_id, {"source": data.source, "train_digest": data.train_digest,
                                 "test_digest": data.test_digest, "train_records": data.train_records,
-                                "test_records": data.test_records, "data_verified": str(downloaded.verified).lower()})
-    for ctx, name, digest, n, path in (
-            ("training", data.train_known_as or "train", data.train_digest, data.train_records, downloaded.train_path),
-            ("evaluation", data.test_known_as or "test", data.test_digest, data.test_records, downloaded.test_path)):
-        log_dataset(client, run_id, name=name, digest=digest, source=f"{data.source}:{Path(path).name}",
+                                "test_records": data.test_records, "data_verified": str(downloaded.verified).lower(),
+                                "train_file_sha256": downloaded.train_sha256,
+                                "test_file_sha256": downloaded.test_sha256})
+    for ctx, name, digest, n, path, origin in (
+            ("training", data.train_known_as or "train", data.train_digest, data.train_records, downloaded.train_path,
+             downloaded.train_origin),
+            ("evaluation", data.test_known_as or "test", data.test_digest, data.test_records, downloaded.test_path,
+             downloaded.test_origin)):
+        log_dataset(client, run_id, name=name, digest=digest, source=origin or f"{data.source}:{Path(path).name}",
                     records=n, context=ctx)
 
 
@@ -160,6 +184,9 @@ def train(data: PreparedData, config: NetworkConfig, tracking_uri: str, run_id: 
     if found is not None:
         start, path = found
         network = Network.load(path)
+        if dataclasses.replace(network.config, epochs=config.epochs) != config:
+            raise ValueError(f"checkpoint {path} holds a network of {network.config.run_name()}, not of "
+                             f"{config.run_name()}: not a checkpoint of this run")
         log.info(f"resuming from checkpoint {path} (epoch {start} of {config.epochs})")
         client.set_tag(run_id, "mynn.resumed_from_epoch", str(start))
         log_missing_checkpoint_metrics(client, run_id, path)
@@ -213,7 +240,7 @@ def register(trained: Trained, data: PreparedData, performance: float, tracking_
     reg = _registry.register(client, run_id, model_name, uri, performance=performance,
                              test_pixels=test.pixels, test_labels=test.labels, test_digest=data.test_digest,
                              alias=alias, run_url=run_ui_url(tracking_uri, run.info.experiment_id, run_id),
-                             network=Network.load(weights), promotion=promotion, alpha=alpha)
+                             network=weights, promotion=promotion, alpha=alpha, train_digest=data.train_digest)
     p = "" if reg.p_value is None else f", McNemar mid-p {reg.p_value:.4g}, alpha {reg.alpha:g}"
     _logger().info(f"registered {model_name} v{reg.version}: {'promoted' if reg.promoted else 'not promoted'}"
                    f" (rule {reg.rule}{p}: {reg.reason})")

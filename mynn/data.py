@@ -37,7 +37,6 @@ uint8 bytes (as listed in ``data/mnist/README.md``); ``digest`` combines both, a
 """
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import json
@@ -45,6 +44,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import sys
 import zlib
 from dataclasses import dataclass
@@ -205,35 +205,102 @@ def identify(dataset: Dataset) -> str | None:
 
 # ---------------------------------------------------------------------------------- reading
 
-def read_csv(path: PathLike) -> Dataset:
+#: Default for :func:`max_data_bytes`: far above any MNIST-style set (full MNIST's training
+#: CSV is 110 MB), far below what would exhaust memory.
+DEFAULT_MAX_DATA_BYTES = 1 << 30
+MAX_DATA_BYTES_ENV = "MYNN_MAX_DATA_BYTES"
+
+
+def max_data_bytes() -> int:
+    """The largest data file accepted, in bytes, before or after gunzip
+    (``MYNN_MAX_DATA_BYTES``, default 1 GiB; read when called)."""
+    raw = os.environ.get(MAX_DATA_BYTES_ENV)
+    if raw is None or raw == "":
+        return DEFAULT_MAX_DATA_BYTES
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{MAX_DATA_BYTES_ENV}={raw!r}: not a whole number of bytes") from None
+    if value < 1:
+        raise ValueError(f"{MAX_DATA_BYTES_ENV}={raw!r}: must be at least 1")
+    return value
+
+
+def read_csv(path: PathLike, *, label: str | None = None, max_bytes: int | None = None) -> Dataset:
     """Read a CSV file (plain or gzip) of MNIST records into a :class:`Dataset`.
 
     Returns labels (n,) and pixels (n, 784), uint8, named after the file (``Path.name``).
     Raises :class:`DataFormatError` for anything but well-formed records (see the module
     docstring for what is tolerated and what is refused); never returns partial data.
+    ``label`` is the name errors give the file (default: ``path``), e.g. the user's file or
+    URL when ``path`` is the cache's copy of it. A file, or its gunzipped text, of more than
+    ``max_bytes`` (default :func:`max_data_bytes`) is refused before it is read whole.
     """
-    text, compressed = _read_bytes(path)
+    shown = os.fspath(path) if label is None else label
+    text, compressed = _read_bytes(path, shown, max_data_bytes() if max_bytes is None else max_bytes)
     if not text:
-        raise DataFormatError(path, "no records: the file is empty"
+        raise DataFormatError(shown, "no records: the file is empty"
                               + (" (once gunzipped)" if compressed else ""))
     arrays = _parse_fast(text)
     if arrays is None:
-        arrays = _parse_exact(path, text)  # raises the first problem (see _parse_fast)
+        arrays = _parse_exact(shown, text)  # raises the first problem (see _parse_fast)
     labels, pixels = arrays
     return Dataset(labels, pixels, name=Path(path).name)
 
 
-def _read_bytes(path: PathLike) -> tuple[bytes, bool]:
-    """The file's bytes, gunzipped if it starts with the gzip magic bytes; and whether it did."""
-    data = Path(path).read_bytes()
+def _too_large(shown: str, what: str, limit: int) -> DataFormatError:
+    return DataFormatError(shown, f"{what} more than {limit:,} bytes, the limit for a data file "
+                           f"(raise it with {MAX_DATA_BYTES_ENV})")
+
+
+def _read_bytes(path: PathLike, shown: str, limit: int) -> tuple[bytes, bool]:
+    """The file's bytes, gunzipped if it starts with the gzip magic bytes; and whether it did.
+
+    Only regular files are read (a FIFO or a device is refused without reading), and no more
+    than ``limit`` bytes, before or after gunzip."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+        os.close(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise DataFormatError(shown, f"not a regular file ({file_kind(st.st_mode)})")
+        raise _too_large(shown, f"the file is {st.st_size:,} bytes,", limit)
+    with open(fd, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise _too_large(shown, "the file grew while read to", limit)
     if not data.startswith(_GZIP_MAGIC):
         return data, False
+    out = []
+    size = 0
     try:
-        return gzip.decompress(data), True
+        while data:  # concatenated gzip members, as gzip.decompress reads them
+            z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            chunk = z.decompress(data, limit + 1 - size)
+            size += len(chunk)
+            out.append(chunk)
+            if size > limit or z.unconsumed_tail:
+                raise _too_large(shown, "gunzipped, the file is", limit)
+            if not z.eof:
+                raise EOFError("compressed file ended before the end-of-stream marker was reached")
+            data = z.unused_data.lstrip(b"\x00")  # gzip's trailing zero padding is allowed
+            if data and not data.startswith(_GZIP_MAGIC):
+                raise OSError("not a gzipped file (bytes after the last member)")
     except (OSError, EOFError, zlib.error) as exc:
         raise DataFormatError(
-            path, f"not a readable gzip file (truncated or corrupt download?): {exc}"
+            shown, f"not a readable gzip file (truncated or corrupt download?): {exc}"
         ) from None
+    return b"".join(out), True
+
+
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular file is, from its ``st_mode``: "a FIFO", "a directory", ..."""
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a directory"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
 
 
 def _parse_fast(text: bytes) -> tuple[np.ndarray, np.ndarray] | None:

@@ -5,16 +5,26 @@ file into a content-addressed cache and reports what it did::
 
     result = fetch("shipped")            # or "shipped-small", "book", a dir, file://, http(s)://
     result.train.path                    # cache_dir/files/<sha256>/mnist_train.csv.gz
+    result.train.origin                  # the user's file or URL, for messages and records
 
 Cache layout (``cache_dir`` defaults to :func:`mynn.paths.cache_dir`)::
 
     files/<sha256>/<filename>     the bytes, named by their digest (never edited in place)
-    index/<sha256 of url>.json    url -> digest, so a second fetch of a URL transfers nothing
 
-Every file, local or remote, is streamed in chunks to a temporary file in the cache dir,
-hashed on the way, checked against its known digest and only then moved into place with
-``os.replace``; after a failure no temporary file is left behind. Known digests come from
-the shipped ``SHA256SUMS`` (by file name) and from the caller (``expected_sha256``).
+Identity is a fact about bytes, never about a name:
+
+* A *local* source (``shipped``, ``shipped-small``, a folder, ``file://``) is read on every
+  fetch: its bytes are streamed to a temporary file in the cache, hashed on the way and moved
+  into place with ``os.replace``. The digest a run records is therefore the SHA-256 of the
+  bytes at the source at that moment, and the cached copy is exactly those bytes.
+* A *remote* source is downloaded on every fetch, unless a digest for the file is known
+  (pinned by a named source, or given by the caller): then an intact cached file with that
+  digest (re-hashed) is used and nothing is transferred.
+* Known digests belong to the named sources they came with: the shipped ``SHA256SUMS``
+  pins ``shipped`` and ``shipped-small`` only, never a file of the same name elsewhere.
+
+Only regular files of at most :func:`mynn.data.max_data_bytes` are accepted (a FIFO, a device
+or a huge file is refused at once, naming it); after a failure no temporary file is left.
 
 Only the standard library is used (urllib for HTTP).
 """
@@ -23,10 +33,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.client
-import json
 import os
 import re
 import ssl
+import stat
 import tempfile
 import time
 import urllib.error
@@ -39,6 +49,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import IO, Literal
 
 from mynn import paths
+from mynn.data import MAX_DATA_BYTES_ENV, file_kind, max_data_bytes
 
 __all__ = [
     "BOOK_BASE_URL",
@@ -51,6 +62,7 @@ __all__ = [
     "Source",
     "UnverifiedDownloadWarning",
     "fetch",
+    "forget",
     "known_digests",
     "redact_url",
     "resolve_source",
@@ -145,6 +157,17 @@ class Source:
     train: tuple[str, ...]
     test: tuple[str, ...]
     auth: tuple[str, str] | None = field(default=None, repr=False, compare=False)
+    #: (file name, sha256) pairs that this named source's files must have (shipped: SHA256SUMS)
+    pinned: tuple[tuple[str, str], ...] = ()
+
+    def pinned_digest(self, filename: str) -> str | None:
+        """The digest this source pins for ``filename``, or None."""
+        return dict(self.pinned).get(filename)
+
+    def origin(self, filename: str) -> str:
+        """How the user knows one file of this source: its path for local sources, else its URL."""
+        name = _check_name(filename)
+        return self.url(name) if self.remote else str(Path(self.location) / name)
 
     def candidates(self, split: str) -> tuple[str, ...]:
         """The file names to try for ``split`` ("train" or "test"), first choice first."""
@@ -170,10 +193,11 @@ def resolve_source(source: str = "shipped") -> Source:
     """
     if not isinstance(source, str) or not source:
         raise ValueError(f"source must be a non-empty string, not {source!r}")
-    if source == "shipped":
-        return Source(source, str(paths.data_dir()), False, _FULL["train"], _FULL["test"])
-    if source == "shipped-small":
-        return Source(source, str(paths.data_dir()), False, _SMALL["train"], _SMALL["test"])
+    if source in ("shipped", "shipped-small"):
+        names = _FULL if source == "shipped" else _SMALL
+        pinned = tuple((n, d) for n, d in sorted(known_digests().items())
+                       if n in names["train"] + names["test"])
+        return Source(source, str(paths.data_dir()), False, names["train"], names["test"], pinned=pinned)
     if source == "book":
         return Source(source, BOOK_BASE_URL, True, _BOOK["train"], _BOOK["test"])
     parts = urllib.parse.urlsplit(source)
@@ -205,7 +229,9 @@ def resolve_source(source: str = "shipped") -> Source:
 
 
 def known_digests() -> dict[str, str]:
-    """The digests listed in the shipped ``SHA256SUMS``, by file name (empty if absent)."""
+    """The digests listed in the shipped ``SHA256SUMS``, by file name (empty if absent).
+
+    They pin the files of the ``shipped`` and ``shipped-small`` sources only."""
     try:
         text = (paths.data_dir() / "SHA256SUMS").read_text(encoding="utf-8")
     except OSError:
@@ -228,10 +254,11 @@ class FetchedFile:
     split: str
     path: Path  # cache_dir/files/<sha256>/<filename>
     sha256: str
-    bytes_transferred: int  # 0 on a cache hit
-    cache_hit: bool
+    bytes_transferred: int  # bytes read from the source: 0 on a cache hit
+    cache_hit: bool  # the bytes came from the cache: nothing was read from the source
     verified: bool  # the digest was checked against a known one
     url: str  # where it came from (file:// for local sources)
+    origin: str = ""  # how the user knows it: the local path, or the URL (no credentials)
 
 
 @dataclass(frozen=True)
@@ -260,18 +287,20 @@ def fetch(
     backoff: float = 0.5,
     timeout: float = 30,
     progress: Progress | None = None,
+    max_bytes: int | None = None,
 ) -> FetchResult:
     """Bring the train and test files of ``source`` into the cache and return where they are.
 
-    For each split, the candidate names are first looked up in the cache (a file with a known
-    digest by that digest; otherwise by the index entry of its URL, which for local sources
-    also needs the source's size and mtime unchanged); a cached file is re-hashed and, if
-    missing or corrupt, fetched again. Otherwise the candidates are tried in order: a missing
-    file / HTTP 404 moves on to the next one.
+    For each split the candidate names are tried in order (a missing file or HTTP 404 moves
+    on to the next one). A local file is always read, hashed and copied; a remote file is
+    downloaded unless its digest is known and an intact cached copy has it (see the module
+    docstring).
 
     ``expected_sha256`` maps a file name (``"mnist_train.csv"``) or a split (``"train"``) to a
-    hex digest; it overrides ``SHA256SUMS``. A file with no known digest is accepted, marked
-    unverified and, over plain http, warned about (:class:`UnverifiedDownloadWarning`).
+    hex digest; it overrides the source's pinned digests. A file with no known digest is
+    accepted, marked unverified and, over plain http, warned about
+    (:class:`UnverifiedDownloadWarning`). A file larger than ``max_bytes`` (default
+    :func:`mynn.data.max_data_bytes`) or not a regular file is refused at once.
 
     Network errors (connection errors, timeouts, truncated bodies, HTTP 5xx/408/429) are
     retried ``retries`` times after the first attempt, sleeping ``backoff * 2**n`` seconds.
@@ -282,7 +311,9 @@ def fetch(
     src = source if isinstance(source, Source) else resolve_source(source)
     if retries < 0 or backoff < 0 or timeout <= 0:
         raise ValueError("retries and backoff must be >= 0 and timeout > 0")
-    known = known_digests()
+    limit = max_data_bytes() if max_bytes is None else max_bytes
+    if limit < 1:
+        raise ValueError(f"max_bytes must be at least 1, not {max_bytes!r}")
     caller = {}
     for key, digest in (expected_sha256 or {}).items():
         if not isinstance(digest, str) or not _HEX64.fullmatch(digest.lower()):
@@ -290,13 +321,13 @@ def fetch(
         caller[key] = digest.lower()
     cache = Path(cache_dir if cache_dir is not None else paths.cache_dir()).resolve()
     cache.mkdir(parents=True, exist_ok=True)
-    opts = _Options(retries, backoff, timeout, progress, src.auth)
+    opts = _Options(retries, backoff, timeout, progress, src.auth, limit)
     done = {}
     for split in SPLITS:
         names = tuple(_check_name(n) for n in src.candidates(split))
         if not names:
             raise FetchError(f"{src.spec}: no file names for {split!r}")
-        expected = {n: caller.get(n, caller.get(split, known.get(n))) for n in names}
+        expected = {n: caller.get(n, caller.get(split, src.pinned_digest(n))) for n in names}
         done[split] = _fetch_split(src, split, names, expected, cache, opts)
     return FetchResult(src, done["train"], done["test"])
 
@@ -308,16 +339,15 @@ class _Options:
     timeout: float
     progress: Progress | None
     auth: tuple[str, str] | None = None
+    max_bytes: int = 1 << 30
 
 
 def _fetch_split(src: Source, split: str, names: tuple[str, ...], expected: dict[str, str | None],
                  cache: Path, opts: _Options) -> FetchedFile:
-    for name in names:  # first pass: the cache, without touching the source
-        url = src.url(name)
-        hit = _cached(cache, url, name, expected[name], None if src.remote else Path(src.location) / name)
-        if hit is not None:
-            return FetchedFile(split, hit, expected[name] or hit.parent.name, 0, True,
-                               expected[name] is not None, url)
+    if src.remote:  # a known digest: an intact cached copy needs no transfer
+        for name in names:
+            if expected[name] is not None and (hit := _cached(cache, name, expected[name])) is not None:
+                return FetchedFile(split, hit, expected[name], 0, True, True, src.url(name), src.origin(name))
     tried = []
     for name in names:
         url = src.url(name)
@@ -326,14 +356,14 @@ def _fetch_split(src: Source, split: str, names: tuple[str, ...], expected: dict
                 path, digest, size = _download_with_retries(url, name, expected[name], cache, opts)
             else:
                 path, digest, size = _copy_local(Path(src.location) / name, url, name,
-                                                 expected[name], cache, opts)
+                                                      expected[name], cache, opts)
         except _NotFound:
             tried.append(url)
             continue
         if expected[name] is None and urllib.parse.urlsplit(url).scheme == "http":
             warnings.warn(f"{url} came over plain http and no sha256 is known for {name}: "
                           f"unverified (got {digest})", UnverifiedDownloadWarning, stacklevel=3)
-        return FetchedFile(split, path, digest, size, False, expected[name] is not None, url)
+        return FetchedFile(split, path, digest, size, False, expected[name] is not None, url, src.origin(name))
     raise FetchError(f"{src.spec}: no {split} file found (tried {', '.join(tried)})", tried[-1])
 
 
@@ -355,79 +385,47 @@ def _inside(cache: Path, path: Path) -> Path:
     return path
 
 
-def _index_path(cache: Path, url: str) -> Path:
-    return cache / "index" / (hashlib.sha256(url.encode("utf-8")).hexdigest() + ".json")
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
-def _read_index(cache: Path, url: str) -> dict | None:
-    try:
-        entry = json.loads(_index_path(cache, url).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if (not isinstance(entry, dict) or entry.get("url") != url
-            or not isinstance(entry.get("sha256"), str) or not _HEX64.fullmatch(entry["sha256"])):
-        return None
-    return entry
-
-
-def _cached(cache: Path, url: str, name: str, expected: str | None, local: Path | None) -> Path | None:
-    """The cached file for ``url``/``name`` if it is there and intact, else None."""
-    entry = _read_index(cache, url)
-    if expected is not None:
-        digest = expected
-    elif entry is not None:
-        digest = entry["sha256"]
-        if local is not None:  # a local source may have changed since it was copied
-            try:
-                st = local.stat()
-            except OSError:
-                return None
-            if (st.st_size, st.st_mtime_ns) != (entry.get("source_size"), entry.get("source_mtime_ns")):
-                return None
-    else:
-        return None
+def _cached(cache: Path, name: str, digest: str) -> Path | None:
+    """The cached file ``files/<digest>/<name>`` if its bytes have that digest (re-hashed), else None.
+    A corrupt copy is removed."""
     path = _inside(cache, cache / "files" / digest / name)
-    size = entry.get("size") if entry is not None and entry["sha256"] == digest else None
     try:
-        if not path.is_file() or (size is not None and path.stat().st_size != size):
-            raise ValueError("size")
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        if h.hexdigest() != digest:
-            raise ValueError("digest")
-    except (OSError, ValueError):
-        if path.exists():  # corrupt: drop it, it will be fetched again
-            try:
-                path.unlink()
-            except OSError:
-                pass
-        return None
-    return path
+        if path.is_file() and not path.is_symlink() and _sha256_file(path) == digest:
+            return path
+    except OSError:
+        pass
+    if path.exists() or path.is_symlink():  # corrupt: drop it, it will be fetched again
+        _unlink(path)
+    return None
 
 
-def _store(tmp: Path, digest: str, name: str, url: str, size: int, cache: Path,
-           local: Path | None) -> Path:
-    """Move the checked temporary file into ``files/<digest>/<name>`` and index its URL."""
+def forget(path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None) -> None:
+    """Remove a cached file (``files/<sha256>/<name>``) and its folder if that is left empty:
+    for bytes that were refused after they were cached (malformed data)."""
+    cache = Path(cache_dir if cache_dir is not None else paths.cache_dir()).resolve()
+    target = Path(path)
+    if not target.resolve().is_relative_to(cache / "files"):
+        raise ValueError(f"forget: {path} is not a file in the cache {cache}")
+    _unlink(target)
+    try:
+        target.parent.rmdir()
+    except OSError:
+        pass
+
+
+def _store(tmp: Path, digest: str, name: str, cache: Path) -> Path:
+    """Move the checked temporary file into ``files/<digest>/<name>`` (replacing what was there)."""
     final = _inside(cache, cache / "files" / digest / name)
     final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, final)
-    entry: dict[str, object] = {"url": url, "sha256": digest, "filename": name, "size": size,
-                                "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    if local is not None:
-        st = local.stat()
-        entry.update(source_size=st.st_size, source_mtime_ns=st.st_mtime_ns)
-    index = _index_path(cache, url)
-    index.parent.mkdir(parents=True, exist_ok=True)
-    f = tempfile.NamedTemporaryFile("w", dir=index.parent, suffix=".tmp", delete=False, encoding="utf-8")
-    try:
-        with f:
-            json.dump(entry, f, indent=1, sort_keys=True)
-        os.replace(f.name, index)
-    except BaseException:
-        _unlink(Path(f.name))
-        raise
     return final
 
 
@@ -445,8 +443,18 @@ def _unlink(path: Path) -> None:
         pass
 
 
+class _TooLarge(Exception):
+    """More bytes than the limit (never retried)."""
+
+
+def _too_large_message(what: str, size: int | None, limit: int) -> str:
+    got = f"{size:,} bytes" if size is not None else f"more than {limit:,} bytes"
+    return (f"{what}: {got}, more than the {limit:,} bytes allowed for a data file "
+            f"(raise the limit with {MAX_DATA_BYTES_ENV})")
+
+
 def _stream(src: IO[bytes], url: str, name: str, expected: str | None, total: int | None,
-            cache: Path, opts: _Options, local: Path | None) -> tuple[Path, str, int]:
+            cache: Path, opts: _Options) -> tuple[Path, str, int]:
     """Copy ``src`` to a temporary file in the cache, hash it, check it, store it."""
     h = hashlib.sha256()
     done = reported = 0
@@ -457,6 +465,8 @@ def _stream(src: IO[bytes], url: str, name: str, expected: str | None, total: in
         try:
             with tmp:
                 while chunk := src.read(_CHUNK):
+                    if done + len(chunk) > opts.max_bytes:
+                        raise _TooLarge(_too_large_message(url, None, opts.max_bytes))
                     writing = True
                     tmp.write(chunk)
                     writing = False
@@ -478,7 +488,7 @@ def _stream(src: IO[bytes], url: str, name: str, expected: str | None, total: in
         digest = h.hexdigest()
         if expected is not None and digest != expected:
             raise DigestMismatchError(url, expected, digest)
-        final = _store(Path(tmp.name), digest, name, url, done, cache, local)
+        final = _store(Path(tmp.name), digest, name, cache)
         stored = True
         return final, digest, done
     finally:
@@ -491,19 +501,32 @@ def _stream(src: IO[bytes], url: str, name: str, expected: str | None, total: in
 
 def _copy_local(path: Path, url: str, name: str, expected: str | None, cache: Path,
                 opts: _Options) -> tuple[Path, str, int]:
+    """Read a local file (regular, within the size limit) into the cache, whatever is cached."""
     try:
-        f = open(path, "rb")
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise _NotFound(url) from None
     except OSError as e:
-        raise FetchError(f"{url}: {e}", url) from e
-    with f:
+        raise FetchError(f"{path}: {e.strerror or e}", url) from e
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_size > opts.max_bytes:
+        os.close(fd)
+        if st.st_size > opts.max_bytes and stat.S_ISREG(st.st_mode):
+            raise FetchError(_too_large_message(str(path), st.st_size, opts.max_bytes), url)
+        raise FetchError(f"{path}: not a regular file ({file_kind(st.st_mode)}); a data file must be a "
+                         "regular file", url)
+    with open(fd, "rb") as f:
         try:
-            return _stream(f, url, name, expected, os.fstat(f.fileno()).st_size, cache, opts, path)
+            return _stream(f, url, name, expected, st.st_size, cache, opts)
         except _ShortTransfer as e:  # the file changed while it was copied
-            raise FetchError(f"{url}: changed while being copied ({e})", url) from e
+            raise FetchError(f"{path}: changed while being copied ({e})", url) from e
+        except _TooLarge:
+            raise FetchError(_too_large_message(f"{path} (grew while read)", None, opts.max_bytes), url) from None
+        except DigestMismatchError as e:  # name the user's file, not a file:// URL
+            raise DigestMismatchError(str(path), e.expected, e.actual) from None
         except OSError as e:
-            raise FetchError(f"{url}: {e}", url) from e
+            raise FetchError(f"{path}: {e}", url) from e
 
 
 # ----------------------------------------------------------------------------- http
@@ -556,7 +579,12 @@ def _download_once(url: str, name: str, expected: str | None, cache: Path,
                              f"{resp.headers['Content-Encoding']!r}", url)
         length = resp.headers.get("Content-Length")
         total = int(length) if length is not None and length.isdigit() else None
-        return _stream(resp, url, name, expected, total, cache, opts, None)
+        if total is not None and total > opts.max_bytes:
+            raise FetchError(_too_large_message(url, total, opts.max_bytes) + " (by its Content-Length)", url)
+        try:
+            return _stream(resp, url, name, expected, total, cache, opts)
+        except _TooLarge as e:
+            raise FetchError(str(e), url) from None
 
 
 def _download_with_retries(url: str, name: str, expected: str | None, cache: Path,

@@ -22,6 +22,10 @@ import numpy as np
 from mynn.data import DataFormatError, Dataset, identify, load_npy, read_csv, save_npy
 
 
+#: The strict CSV reader's format version: a parse cached by another version is not reused.
+PARSER = "mynn.data.read_csv/1"
+
+
 @dataclass(frozen=True)
 class Prepared:
     """A parsed dataset on disk: where its arrays are and what they are."""
@@ -44,33 +48,43 @@ def check_training_labels(ds: Dataset, path: str | os.PathLike) -> None:
 
 
 def prepare(csv_path: str | os.PathLike, file_sha256: str, cache_dir: str | os.PathLike,
-            split: str | None = None) -> Prepared:
+            split: str | None = None, origin: str | None = None) -> Prepared:
     """Parse ``csv_path`` (strictly) into ``cache_dir/arrays/<digest>/``, or reuse it.
 
-    ``split="train"`` also refuses a file whose records all have the same label
-    (:func:`check_training_labels`), before anything is stored for it.
+    ``file_sha256`` is the SHA-256 of the bytes of ``csv_path`` (as fetched): the key of the
+    parse. ``origin`` names the file in errors (the user's file or URL, when ``csv_path`` is
+    the cache's copy). ``split="train"`` also refuses a file whose records all have the same
+    label (:func:`check_training_labels`), before anything is stored for it.
+
+    A reused parse is checked: the index entry must name this file digest and this parser
+    format, and the arrays must match their recorded digests (:func:`mynn.data.load_npy`).
     """
+    shown = origin or os.fspath(csv_path)
     root = Path(cache_dir) / "arrays"
     index = root / "by-file" / f"{file_sha256}.json"
     if index.exists():
         try:
-            digest = json.loads(index.read_text())["digest"]
+            entry = json.loads(index.read_text())
+            if entry.get("file_sha256") != file_sha256 or entry.get("parser") != PARSER:
+                raise ValueError("entry of another file or parser")
+            digest = entry["digest"]
             ds = load_npy(root / digest)
-        except (FileNotFoundError, DataFormatError, KeyError, ValueError):
+        except (FileNotFoundError, DataFormatError, KeyError, ValueError, AttributeError):
             index.unlink(missing_ok=True)  # a stale or damaged entry: parse again below
         else:
             if split == "train":
-                check_training_labels(ds, csv_path)
+                check_training_labels(ds, shown)
             return Prepared(root / digest, ds.digest, len(ds), identify(ds), True)
-    ds: Dataset = read_csv(csv_path)
+    ds: Dataset = read_csv(csv_path, label=shown)
     if split == "train":
-        check_training_labels(ds, csv_path)
+        check_training_labels(ds, shown)
     directory = root / ds.digest
     try:
         load_npy(directory)
     except (FileNotFoundError, DataFormatError):
         save_npy(ds, directory)
-    _write_json_atomic(index, {"digest": ds.digest, "source_file": Path(csv_path).name})
+    _write_json_atomic(index, {"digest": ds.digest, "file_sha256": file_sha256, "parser": PARSER,
+                               "source_file": Path(csv_path).name})
     return Prepared(directory, ds.digest, len(ds), identify(ds), False)
 
 

@@ -157,16 +157,36 @@ def test_http_download_of_the_book_subsets_then_cache_hit(server: HttpState, tmp
         assert got.bytes_transferred == len(data)
         assert not got.cache_hit and got.verified
         assert got.url == server.base + name
-    assert len(list((cache / "index").glob("*.json"))) == 2
     assert leftovers(cache) == []
 
-    second = F.fetch(server.base, cache, backoff=0.01)  # no digest passed: found by the index
+    # the same digests known: intact cached copies are used, nothing is transferred
+    again = F.fetch(server.base, cache, expected_sha256=expected, backoff=0.01)
     assert server.count() == 4  # not one request more
     for split in F.SPLITS:
-        assert second[split].cache_hit and second[split].bytes_transferred == 0
+        assert again[split].cache_hit and again[split].bytes_transferred == 0 and again[split].verified
+        assert again[split].path == first[split].path
+
+    # no digest known for a URL: it is identified by the bytes read from it now, so it is read
+    # again (a URL is a name, and the bytes behind a name can change)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", F.UnverifiedDownloadWarning)
+        second = F.fetch(server.base, cache, backoff=0.01)
+    assert server.count() == 8
+    for split in F.SPLITS:
+        assert not second[split].cache_hit and second[split].bytes_transferred > 0
         assert second[split].path == first[split].path
         assert second[split].sha256 == first[split].sha256
         assert not second[split].verified  # nothing known to check against this time
+
+
+def test_a_changed_url_is_noticed(server: HttpState, synthetic: Path, cache: Path) -> None:
+    server.serve_folder(synthetic)
+    first = quiet_fetch(server.base, cache)
+    changed = csv_bytes(30, 9)
+    server.files["/mnist_train.csv"] = changed
+    second = quiet_fetch(server.base, cache)
+    assert second.train.sha256 == sha256(changed) != first.train.sha256
+    assert second.train.path.read_bytes() == changed
 
 
 def test_unverified_plain_http_download_warns(server: HttpState, synthetic: Path, cache: Path) -> None:
@@ -181,7 +201,6 @@ def test_gz_is_preferred_over_plain(server: HttpState, synthetic: Path, cache: P
     server.serve_folder(synthetic)
     gz = gzip.compress((synthetic / "mnist_train.csv").read_bytes())
     server.files["/mnist_train.csv.gz"] = gz
-    # (SHA256SUMS knows mnist_train.csv.gz as the real MNIST: the caller's digest overrides it)
     result = quiet_fetch(server.base, cache, expected_sha256={"mnist_train.csv.gz": sha256(gz)})
     assert result.train.verified
     assert result.train.path.name == "mnist_train.csv.gz" and result.train.path.read_bytes() == gz
@@ -370,14 +389,90 @@ def test_a_local_directory_is_copied_into_the_cache(synthetic: Path, cache: Path
     assert result.train.bytes_transferred == len(data) and not result.train.cache_hit
     assert not result.train.verified
     assert result.train.url == (synthetic / "mnist_train.csv").resolve().as_uri()
+    assert result.train.origin == str((synthetic / "mnist_train.csv").resolve())
+    # a local source is read again on every fetch: the digest is that of the bytes there now
     again = F.fetch(str(synthetic), cache)
-    assert again.train.cache_hit and again.train.bytes_transferred == 0
-    # a changed source file is copied again
+    assert again.train.path == result.train.path and again.train.bytes_transferred == len(data)
     (synthetic / "mnist_test.csv").write_bytes(csv_bytes(6, 9))
     third = F.fetch(str(synthetic), cache)
-    assert third.train.cache_hit and not third.test.cache_hit
-    assert third.test.path.read_bytes() == csv_bytes(6, 9)
+    assert third.train.sha256 == result.train.sha256
+    assert third.test.path.read_bytes() == csv_bytes(6, 9) and third.test.sha256 == sha256(csv_bytes(6, 9))
     assert leftovers(cache) == []
+
+
+def test_a_changed_file_of_the_same_size_and_mtime_is_noticed(synthetic: Path, cache: Path) -> None:
+    """One byte changed, the size the same, the mtime set back: the new bytes are what is fetched."""
+    import os
+
+    train = synthetic / "mnist_train.csv"
+    first = F.fetch(str(synthetic), cache)
+    st = train.stat()
+    data = bytearray(train.read_bytes())
+    data[2] = ord("9") if data[2] != ord("9") else ord("8")  # a pixel digit of the first record
+    train.write_bytes(bytes(data))
+    os.utime(train, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert train.stat().st_size == st.st_size and train.stat().st_mtime_ns == st.st_mtime_ns
+    second = F.fetch(str(synthetic), cache)
+    assert second.train.sha256 == sha256(bytes(data)) != first.train.sha256
+    assert second.train.path.read_bytes() == bytes(data)
+
+
+def test_the_shipped_digests_pin_only_the_shipped_sources(tmp_path: Path, cache: Path) -> None:
+    """A user's own mnist_train.csv.gz is not checked against the shipped file of that name."""
+    folder = tmp_path / "own"
+    folder.mkdir()
+    train_gz = gzip.compress(csv_bytes(20, 3), mtime=0)
+    test_gz = gzip.compress(csv_bytes(5, 4), mtime=0)
+    (folder / "mnist_train.csv.gz").write_bytes(train_gz)
+    (folder / "mnist_test.csv.gz").write_bytes(test_gz)
+    for spec in (str(folder), folder.as_uri()):
+        result = F.fetch(spec, cache)
+        assert (result.train.sha256, result.test.sha256) == (sha256(train_gz), sha256(test_gz))
+        assert not result.train.verified and not result.test.verified
+        assert F.resolve_source(spec).pinned == ()
+    assert F.resolve_source("shipped").pinned_digest("mnist_train.csv.gz") == F.known_digests()["mnist_train.csv.gz"]
+    assert F.resolve_source("shipped-small").pinned_digest("mnist_train.csv.gz") is None
+    assert F.resolve_source("book").pinned == ()
+
+
+def test_special_files_and_huge_files_are_refused_at_once(tmp_path: Path, cache: Path) -> None:
+    import os
+    import time
+
+    base = tmp_path / "kinds"
+    cases = {}
+    for kind in ("fifo", "device", "sparse", "directory"):
+        d = base / kind
+        d.mkdir(parents=True)
+        (d / "mnist_test.csv").write_bytes(csv_bytes(5, 2))
+        cases[kind] = d
+    os.mkfifo(cases["fifo"] / "mnist_train.csv")
+    os.symlink("/dev/zero", cases["device"] / "mnist_train.csv")
+    with open(cases["sparse"] / "mnist_train.csv", "wb") as f:
+        f.truncate(2 * 1024**3)  # 2 GB, no blocks on disk
+    (cases["directory"] / "mnist_train.csv").mkdir()
+    expected = {"fifo": "not a regular file (a FIFO)", "device": "not a regular file (a character device)",
+                "sparse": "2,147,483,648 bytes, more than the 1,073,741,824 bytes allowed",
+                "directory": "not a regular file (a directory)"}
+    for kind, folder in cases.items():
+        t0 = time.monotonic()
+        with pytest.raises(F.FetchError) as info:
+            F.fetch(str(folder), cache)
+        assert time.monotonic() - t0 < 5  # refused before reading: nothing waits, nothing is read whole
+        assert expected[kind] in str(info.value) and str(folder / "mnist_train.csv") in str(info.value)
+        assert leftovers(cache) == [] and not list((cache / "files").glob("*/mnist_train.csv"))
+    # the limit is the user's to raise (or lower)
+    with pytest.raises(F.FetchError, match="MYNN_MAX_DATA_BYTES"):
+        F.fetch(str(cases["fifo"].parent / "sparse"), cache, max_bytes=10)
+
+
+def test_the_size_limit_holds_for_downloads(server: HttpState, synthetic: Path, cache: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    server.serve_folder(synthetic)
+    monkeypatch.setenv("MYNN_MAX_DATA_BYTES", "1000")
+    with pytest.raises(F.FetchError, match="more than the 1,000 bytes allowed .*Content-Length"):
+        quiet_fetch(server.base, cache)
+    assert leftovers(cache) == [] and cache_files(cache) == []
 
 
 def test_a_file_url_works_and_prefers_gz(synthetic: Path, cache: Path) -> None:
@@ -398,7 +493,7 @@ def test_a_missing_local_file_is_a_fetch_error(tmp_path: Path, cache: Path) -> N
 
 
 @needs_shipped
-def test_the_shipped_small_source_verifies_and_hits_the_cache(cache: Path) -> None:
+def test_the_shipped_small_source_verifies_its_pinned_digests(cache: Path) -> None:
     known = F.known_digests()
     result = F.fetch("shipped-small", cache)
     assert result.train.path.name == "mnist_train_100.csv"
@@ -406,8 +501,7 @@ def test_the_shipped_small_source_verifies_and_hits_the_cache(cache: Path) -> No
     assert result.test.sha256 == known["mnist_test_10.csv"] and result.test.verified
     assert result.train.path.read_bytes() == (SHIPPED / "mnist_train_100.csv").read_bytes()
     again = F.fetch("shipped-small", cache)
-    assert again.train.cache_hit and again.test.cache_hit
-    assert again.train.bytes_transferred == again.test.bytes_transferred == 0
+    assert again.train.path == result.train.path and again.train.verified
 
 
 @needs_shipped
@@ -424,6 +518,6 @@ def test_the_shipped_full_files_verify_against_sha256sums(cache: Path) -> None:
         assert got.url == (SHIPPED / name).as_uri()
     assert calls[-1] == ("mnist_test.csv.gz",) + ((SHIPPED / "mnist_test.csv.gz").stat().st_size,) * 2
     assert leftovers(cache) == []
-    # a file with a known digest is found by that digest, whatever the source
-    again = F.fetch("http://127.0.0.1:9/unreachable/", cache, retries=0)
-    assert again.train.cache_hit and again.train.verified and again.train.bytes_transferred == 0
+    # a file with a known digest is never found by that digest for another source
+    with pytest.raises(F.FetchError, match="127.0.0.1:9"):
+        F.fetch("http://127.0.0.1:9/unreachable/", cache, retries=0)

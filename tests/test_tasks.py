@@ -133,12 +133,12 @@ def cache_files(cache: Path) -> list[Path]:
 # ----------------------------------------------------------------------------- download
 
 
-def test_download_over_http_then_a_cache_hit_transfers_nothing(server, book_subsets, tmp_path):
+def test_download_over_http_reads_the_url_again_on_every_run(server, book_subsets, tmp_path):
     server.root = book_subsets
     cache = tmp_path / "cache"
     train_bytes, test_bytes = TRAIN_100.read_bytes(), TEST_10.read_bytes()
 
-    with pytest.warns(UnverifiedDownloadWarning):  # plain http, no digest known for these names
+    with pytest.warns(UnverifiedDownloadWarning):  # plain http, no digest pinned for a user's URL
         first = tasks.download.fn(server.base, cache_dir=str(cache))
 
     assert first.source == server.base
@@ -147,42 +147,37 @@ def test_download_over_http_then_a_cache_hit_transfers_nothing(server, book_subs
     assert first.train_path == cache / "files" / sha256(train_bytes) / "mnist_train.csv"
     assert first.test_path == cache / "files" / sha256(test_bytes) / "mnist_test.csv"
     assert first.train_path.read_bytes() == train_bytes and first.test_path.read_bytes() == test_bytes
+    assert (first.train_origin, first.test_origin) == (server.base + "mnist_train.csv", server.base + "mnist_test.csv")
     assert first.verified is False
     # .gz is tried first (404), then the plain name
     assert server.requests == ["/mnist_train.csv.gz", "/mnist_train.csv", "/mnist_test.csv.gz", "/mnist_test.csv"]
-    files_before = {p: p.stat().st_mtime_ns for p in cache_files(cache / "files")}
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a cache hit downloads nothing, so warns about nothing
+    # a URL is a name: what it serves now is read again, and changed bytes are noticed
+    (book_subsets / "mnist_test.csv").write_bytes(TEST_10.read_bytes().replace(b"7,", b"1,", 1))
+    with pytest.warns(UnverifiedDownloadWarning):
         second = tasks.download.fn(server.base, cache_dir=str(cache))
-
-    assert second.bytes_transferred == 0
-    assert len(server.requests) == 4 and server.bytes_sent == first.bytes_transferred
-    assert (second.train_path, second.test_path) == (first.train_path, first.test_path)
-    assert (second.train_sha256, second.test_sha256) == (first.train_sha256, first.test_sha256)
-    assert {p: p.stat().st_mtime_ns for p in cache_files(cache / "files")} == files_before
+    assert len(server.requests) == 8
+    assert second.train_path == first.train_path and second.train_sha256 == first.train_sha256
+    assert second.test_sha256 == sha256((book_subsets / "mnist_test.csv").read_bytes()) != first.test_sha256
+    assert second.test_path.read_bytes() == (book_subsets / "mnist_test.csv").read_bytes()
 
 
-def test_download_refuses_a_file_whose_digest_does_not_match(server, tmp_path):
+def test_a_users_own_gz_over_http_is_not_checked_against_the_shipped_file_of_that_name(server, tmp_path):
     served = tmp_path / "served"
     served.mkdir()
-    # Not the real MNIST gz: SHA256SUMS lists another digest for mnist_train.csv.gz.
-    fake_gz = gzip.compress(TRAIN_100.read_bytes(), mtime=0)
+    fake_gz = gzip.compress(TRAIN_100.read_bytes(), mtime=0)  # not the shipped mnist_train.csv.gz
     (served / "mnist_train.csv.gz").write_bytes(fake_gz)
     (served / "mnist_test.csv.gz").write_bytes(gzip.compress(TEST_10.read_bytes(), mtime=0))
     server.root = served
     cache = tmp_path / "cache"
 
-    with pytest.raises(DigestMismatchError) as info:
-        tasks.download.fn(server.base, cache_dir=str(cache))
+    with pytest.warns(UnverifiedDownloadWarning):
+        got = tasks.download.fn(server.base, cache_dir=str(cache))
 
-    assert info.value.expected == known_digests()["mnist_train.csv.gz"]
-    assert info.value.actual == sha256(fake_gz)
-    assert info.value.url == server.base + "mnist_train.csv.gz"
-    assert server.requests == ["/mnist_train.csv.gz"]  # not retried
-    files = cache / "files"
-    assert not files.exists() or cache_files(files) == []
-    assert cache_files(cache) == []  # no temporary file or index entry either
+    assert got.train_sha256 == sha256(fake_gz) != known_digests()["mnist_train.csv.gz"]
+    assert not got.verified and got.train_path.read_bytes() == fake_gz
+    data = tasks.preprocess.fn(got, cache_dir=str(cache))
+    assert data.train_known_as == "mnist_train_100" and data.train_records == 100
 
 
 def test_download_retries_a_connection_dropped_mid_body(server, book_subsets, tmp_path):
@@ -254,12 +249,13 @@ def test_preprocess_refuses_a_malformed_csv_naming_file_and_line(tmp_path):
 
     err = info.value
     assert err.line == 17
-    assert Path(err.path).name == "mnist_train.csv"
+    assert err.path == str(source / "mnist_train.csv")  # the user's file, not the cache's copy
     assert err.value == "abc"
     assert "mnist_train.csv line 17" in str(err) and "abc" in str(err)
     arrays = cache / "arrays"
     left = sorted(p.relative_to(arrays) for p in arrays.rglob("*")) if arrays.exists() else []
     assert left == []  # no arrays folder, no temporary folder, no by-file entry
+    assert not downloaded.train_path.exists()  # nor the refused bytes
 
 
 # ----------------------------------------------------------------------------- train, evaluate, register

@@ -15,6 +15,7 @@ ones before it.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import time
@@ -34,6 +35,7 @@ from tracking import flavour
 from tracking.runs import now_ms
 
 MODEL_ARTIFACT = "model"
+TAG_WEIGHTS_SHA256 = "weights_sha256"  # version tag: SHA-256 of the registered weights file
 #: At most this long a registration waits for earlier versions' decisions (see register).
 DECISION_WAIT_SECONDS = 60.0
 Promotion = Literal["mcnemar", "at-least"]
@@ -71,8 +73,14 @@ def log_model(client: MlflowClient, run_id: str, weights: Path, example_pixels: 
 
 
 def load_version_network(client: MlflowClient, model_name: str, version: str) -> Network:
-    """The network of a registered version, read from its arrays (no pickle)."""
-    return _network_of_run(client, client.get_model_version(model_name, version).run_id)
+    """The network of a registered version, read from its arrays (no pickle).
+
+    A version registered with a ``weights_sha256`` tag must have exactly those weights bytes:
+    the version is found by a name (an alias), so its content is checked before it is used
+    (:class:`ValueError` naming the version otherwise)."""
+    mv = client.get_model_version(model_name, version)
+    return _network_of_run(client, mv.run_id, (mv.tags or {}).get(TAG_WEIGHTS_SHA256),
+                           f"model {model_name!r} version {version}")
 
 
 def champion(client: MlflowClient, model_name: str, alias: str):
@@ -83,8 +91,10 @@ def champion(client: MlflowClient, model_name: str, alias: str):
         return None
 
 
-def _network_of_run(client: MlflowClient, run_id: str) -> Network:
-    """The network of the MLflow model logged under the run's ``model/`` artifact."""
+def _network_of_run(client: MlflowClient, run_id: str, weights_sha256: str | None = None,
+                    what: str | None = None) -> Network:
+    """The network of the MLflow model logged under the run's ``model/`` artifact; with
+    ``weights_sha256``, its weights file must have that digest."""
     from mlflow.models import Model
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -92,7 +102,36 @@ def _network_of_run(client: MlflowClient, run_id: str) -> Network:
         # the data folder as recorded in MLmodel: pyfunc.save_model copies data_path *into*
         # the model's data/ folder (data/data), so it is not simply local / "data"
         data = Model.load(str(local)).flavors["python_function"]["data"]
-        return Network.load(local / data / flavour.WEIGHTS_FILE)
+        weights = local / data / flavour.WEIGHTS_FILE
+        if weights_sha256 is not None:
+            got = file_sha256(weights)
+            if got != weights_sha256:
+                raise ValueError(f"{what or 'run ' + run_id}: its weights ({MODEL_ARTIFACT}/{data}/"
+                                 f"{flavour.WEIGHTS_FILE} of run {run_id}) have sha256 {got}, not the "
+                                 f"{weights_sha256} recorded when it was registered: refusing to use them")
+        return Network.load(weights)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _data_of_version(client: MlflowClient, mv) -> tuple[str | None, str | None]:
+    """(train digest, test digest) a version was trained and tested on: its tags, else its run's params."""
+    tags = mv.tags or {}
+    train, test = tags.get("train_digest"), tags.get("test_digest")
+    if train is None or test is None:
+        try:
+            params = client.get_run(mv.run_id).data.params
+        except MlflowException:
+            params = {}
+        train, test = train or params.get("train_digest"), test or params.get("test_digest")
+    return train, test
 
 
 def _correct(net: Network, test_pixels: np.ndarray, test_labels: np.ndarray) -> np.ndarray:
@@ -123,6 +162,10 @@ def _wait_for_earlier_decisions(client: MlflowClient, model_name: str, version: 
         time.sleep(0.2)
 
 
+def _short(digest: str | None) -> str:
+    return "unknown" if not digest else digest[:12]
+
+
 def _fmt(value) -> str:
     return "none" if value is None else repr(value) if isinstance(value, float) else str(value)
 
@@ -131,7 +174,8 @@ def register(client: MlflowClient, run_id: str, model_name: str, model_uri: str,
              performance: float, test_pixels: np.ndarray, test_labels: np.ndarray, test_digest: str,
              alias: str = "champion", run_url: str | None = None,
              network: Network | str | os.PathLike | None = None,
-             promotion: Literal["mcnemar", "at-least"] = "mcnemar", alpha: float = 0.05) -> Registration:
+             promotion: Literal["mcnemar", "at-least"] = "mcnemar", alpha: float = 0.05,
+             train_digest: str | None = None) -> Registration:
     """Register the run's model as a new version and decide on the alias.
 
     test_pixels (m, 784) uint8 and test_labels (m,) are the test set the new model was
@@ -148,8 +192,16 @@ def register(client: MlflowClient, run_id: str, model_name: str, model_uri: str,
     Recorded on the run: tags ``mynn.model_version``, ``mynn.promotion`` (decision: reason),
     ``mynn.promotion_p_value``, ``mynn.champion_performance`` and the metric
     ``promotion_p_value`` (when there is a champion); on the version: tags ``performance``,
-    ``test_digest``, ``mynn.promotion``, ``p_value``, ``champion_version``,
-    ``champion_performance``, ``alpha``, ``rule``, ``mcnemar_b``, ``mcnemar_c``.
+    ``test_digest``, ``train_digest``, ``weights_sha256``, ``mynn.promotion``, ``p_value``,
+    ``champion_version``, ``champion_performance``, ``alpha``, ``rule``, ``mcnemar_b``,
+    ``mcnemar_c``.
+
+    Data: a champion tested on another test set (another ``test_digest``) is not this
+    model's rival: the alias does not move, and the decision says so with both data digests.
+    A champion trained on other training data (``train_digest``) is compared as usual, and
+    the decision says that the training data differ. Both cases are tagged
+    (``mynn.data_differs``, ``mynn.champion_train_digest``, ``mynn.champion_test_digest``)
+    on the run and the version.
     """
     if promotion not in PROMOTION_RULES:
         raise ValueError(f"register: promotion must be one of {PROMOTION_RULES}, not {promotion!r}")
@@ -175,6 +227,10 @@ def register(client: MlflowClient, run_id: str, model_name: str, model_uri: str,
         if "already exists" not in str(exc).lower() and "RESOURCE_ALREADY_EXISTS" not in str(exc):
             raise
     tags = {"performance": f"{performance:.6f}", "test_digest": test_digest, "mynn.run_id": run_id}
+    if train_digest:
+        tags["train_digest"] = train_digest
+    if network is not None and not isinstance(network, Network):
+        tags[TAG_WEIGHTS_SHA256] = file_sha256(network)
     if run_url:
         tags["mynn.run_url"] = run_url
     mv = client.create_model_version(model_name, source=model_uri, run_id=run_id, tags=tags)
@@ -183,8 +239,22 @@ def register(client: MlflowClient, run_id: str, model_name: str, model_uri: str,
     undecided = _wait_for_earlier_decisions(client, model_name, str(mv.version))
     current = champion(client, model_name, alias)
     champ_perf = test = None
+    data_tags: dict[str, str] = {}
+    champ_train = champ_test = None
+    if current is not None:
+        champ_train, champ_test = _data_of_version(client, current)
+        differs = [name for name, ours, theirs in (("train", train_digest, champ_train), ("test", test_digest, champ_test))
+                   if ours and theirs and ours != theirs]
+        data_tags = {"mynn.data_differs": ",".join(differs) or "no",
+                     "mynn.champion_train_digest": _fmt(champ_train), "mynn.champion_test_digest": _fmt(champ_test)}
     if current is None:
         promoted, reason = True, f"no '{alias}' yet"
+    elif data_tags["mynn.data_differs"] in ("test", "train,test"):
+        promoted = False
+        reason = (f"{alias} v{current.version} was trained and tested on other data (train {_short(champ_train)}, "
+                  f"test {_short(champ_test)}) than this version (train {_short(train_digest)}, test "
+                  f"{_short(test_digest)}): not a better model of the same data; not compared "
+                  f"(register it under another model name, or move the alias by hand if meant)")
     else:
         old_correct = _correct(load_version_network(client, model_name, current.version), test_pixels, test_labels)
         champ_perf = float(np.mean(old_correct))
@@ -203,6 +273,9 @@ def register(client: MlflowClient, run_id: str, model_name: str, model_uri: str,
             promoted = test.p_value < alpha
             reason = (f"right on {new_n} records vs {old_n} of {versus}; {counts} "
                       f"{'<' if promoted else '>='} alpha {alpha:g}")
+    if current is not None and data_tags["mynn.data_differs"] == "train":
+        reason += (f"; note: trained on other training data ({_short(train_digest)}) than {alias} "
+                   f"v{current.version} ({_short(champ_train)}), compared on the same test set")
     if undecided:
         reason += f" (did not wait longer for undecided version(s) {', '.join(undecided)})"
     if promoted:
@@ -215,11 +288,12 @@ def register(client: MlflowClient, run_id: str, model_name: str, model_uri: str,
         "p_value": _fmt(p_value), "performance": f"{performance:.6f}",
         "champion_version": _fmt(champ_version), "champion_performance": _fmt(champ_perf),
         "mcnemar_b": _fmt(None if test is None else test.b), "mcnemar_c": _fmt(None if test is None else test.c),
+        **data_tags,
     }
     for key, value in version_tags.items():
         client.set_model_version_tag(model_name, mv.version, key, value)
     run_tags = {"mynn.promotion": f"{decision}: {reason}", "mynn.promotion_p_value": _fmt(p_value),
-                "mynn.champion_performance": _fmt(champ_perf)}
+                "mynn.champion_performance": _fmt(champ_perf), **data_tags}
     ts = now_ms()
     client.log_batch(run_id, tags=[RunTag(k, v) for k, v in run_tags.items()],
                      metrics=[] if p_value is None else [Metric("promotion_p_value", p_value, ts, 0)])

@@ -164,6 +164,17 @@ class Finished:
     run_id: str
     origin: str
     epochs_trained: int | None
+    params: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def is_point(self, config: NetworkConfig, data: DataRef, code: str, epochs: int | None = None) -> bool:
+        """Whether this run's recorded parameters are this point: the config (with ``epochs``
+        if given), the train and test content digests and the code version. A point id is a
+        key; this checks what the key stands for before a finished run is reused."""
+        want = {k: str(v) for k, v in config.to_dict().items()}
+        if epochs is not None:
+            want["epochs"] = str(epochs)
+        want.update(train_digest=data.train_digest, test_digest=data.test_digest, code_version=code)
+        return all(self.params.get(k) == v for k, v in want.items())
 
 
 def finished_points(client: MlflowClient, experiment_id: str) -> tuple[dict[str, Finished], dict[str, list[Finished]]]:
@@ -177,7 +188,8 @@ def finished_points(client: MlflowClient, experiment_id: str) -> tuple[dict[str,
         for run in page:
             t = run.data.tags
             found = Finished(run.info.run_id, t.get(TAG_ORIGIN, ""),
-                             int(t[TAG_EPOCHS_TRAINED]) if TAG_EPOCHS_TRAINED in t else None)
+                             int(t[TAG_EPOCHS_TRAINED]) if TAG_EPOCHS_TRAINED in t else None,
+                             dict(run.data.params))
             pid = t.get(TAG_POINT)
             if pid and (pid not in by_point or found.origin == "trained"):
                 by_point[pid] = found

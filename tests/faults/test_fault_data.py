@@ -1,7 +1,7 @@
 """Case 1: bad data files, through the pipeline's tasks: ``download.fn`` copies a local source
 folder into the cache, ``preprocess.fn`` parses it. Each bad file is refused with an error
-naming the file (and the line and value where there is one), and nothing is stored for it:
-no arrays folder, no index entry, no temporary left behind."""
+naming the user's file, not the cache's copy (and the line and value where there is one), and
+nothing is stored for it: no cached copy, no arrays folder, no index entry, no temporary."""
 from __future__ import annotations
 
 import gzip
@@ -72,15 +72,17 @@ def test_a_bad_training_file_is_refused_naming_file_line_and_value(tmp_path, cas
         tasks.preprocess.fn(downloaded, cache_dir=str(cache))
 
     err = info.value
-    assert err.path == str(downloaded.train_path) and err.path.endswith("mnist_train.csv")
+    assert err.path == str((source / "mnist_train.csv").resolve()) == downloaded.train_origin
     assert str(err).startswith(err.path + (f" line {line}: " if line else ": ")), str(err)
     assert err.line == line and text in str(err), str(err)
     if value is not None:
         assert err.value is not None and err.value.startswith(value) and repr(value)[1:-1] in str(err)
-    # nothing stored for it: no arrays folder, no index entry, no temporary; the download is intact
+    # nothing stored for it: no cached copy, no arrays folder, no index entry, no temporary
     assert files_under(cache / "arrays") == []
     assert stray_temporaries(cache) == []
-    assert downloaded.train_path.read_bytes() == data
+    assert not downloaded.train_path.exists() and not downloaded.train_path.parent.exists()
+    assert downloaded.test_path.exists()  # the good test file stays
+    assert (source / "mnist_train.csv").read_bytes() == data  # the user's file is never touched
 
 
 def test_a_bad_test_file_is_refused_and_only_the_training_arrays_are_stored(tmp_path):
@@ -90,7 +92,8 @@ def test_a_bad_test_file_is_refused_and_only_the_training_arrays_are_stored(tmp_
     downloaded = tasks.download.fn(str(source), cache_dir=str(cache))
     with pytest.raises(DataFormatError, match=r"mnist_test\.csv line 2: blank line") as info:
         tasks.preprocess.fn(downloaded, cache_dir=str(cache))
-    assert info.value.path == str(downloaded.test_path)
+    assert info.value.path == downloaded.test_origin == str((source / "mnist_test.csv").resolve())
+    assert not downloaded.test_path.exists()
     train_digest = read_csv(TRAIN_100).digest
     assert sorted(p.name for p in (cache / "arrays").iterdir()) == [train_digest, "by-file"]
     assert [p.name for p in (cache / "arrays" / "by-file").iterdir()] == [f"{downloaded.train_sha256}.json"]
@@ -125,14 +128,29 @@ def test_one_label_is_fine_in_a_test_file_but_refused_as_training_data_even_from
     assert index["digest"] == ok.test_digest
 
 
-def test_a_truncated_shipped_gzip_is_caught_by_its_known_digest_at_download(tmp_path):
-    """Named mnist_train.csv.gz, the file has a digest in SHA256SUMS: the download refuses it
-    before any parsing, and caches nothing."""
-    from mynn.fetch import DigestMismatchError
-
+def test_a_truncated_gzip_is_refused_naming_the_users_file(tmp_path):
+    """A user's folder holding half of the real mnist_train.csv.gz: not checked against the
+    shipped file's digest (that pins the shipped source only), refused when parsed."""
     full = (TRAIN_100.parent / "mnist_train.csv.gz").read_bytes()
     source = data_folder(tmp_path / "source", train=full[: len(full) // 2], train_name="mnist_train.csv.gz")
     cache = tmp_path / "cache"
-    with pytest.raises(DigestMismatchError, match=r"mnist_train\.csv\.gz: sha256 mismatch"):
-        tasks.download.fn(str(source), cache_dir=str(cache))
+    downloaded = tasks.download.fn(str(source), cache_dir=str(cache))
+    assert not downloaded.verified
+    with pytest.raises(DataFormatError, match=r"source/mnist_train\.csv\.gz: not a readable gzip file"):
+        tasks.preprocess.fn(downloaded, cache_dir=str(cache))
+    assert not downloaded.train_path.exists() and files_under(cache / "arrays") == []
+
+
+def test_a_changed_file_of_a_pinned_source_is_caught_by_its_digest_at_download(tmp_path):
+    """A source that pins digests (as shipped does with SHA256SUMS) refuses other bytes before
+    any parsing, names the file, and caches nothing."""
+    from mynn.fetch import DigestMismatchError, Source
+
+    full = (TRAIN_100.parent / "mnist_train.csv.gz").read_bytes()
+    source = data_folder(tmp_path / "source", train=full[: len(full) // 2], train_name="mnist_train.csv.gz")
+    pinned = Source("pinned", str(source), False, ("mnist_train.csv.gz",), ("mnist_test.csv",),
+                    pinned=(("mnist_train.csv.gz", hashlib.sha256(full).hexdigest()),))
+    cache = tmp_path / "cache"
+    with pytest.raises(DigestMismatchError, match=r"source/mnist_train\.csv\.gz: sha256 mismatch"):
+        tasks.download.fn(pinned, cache_dir=str(cache))
     assert files_under(cache) == []

@@ -150,18 +150,21 @@ def test_connection_resets_are_retried_then_fail(http_server, tmp_path, no_backo
 
 
 def test_a_digest_mismatch_is_not_retried_and_not_cached(http_server, tmp_path, no_backoff):
-    """The server offers mnist_train.csv.gz, which SHA256SUMS knows as full MNIST: these bytes
-    are not it."""
+    """A source that pins the digest of mnist_train.csv.gz (as the shipped one does): the
+    server's bytes are not it."""
     import gzip
 
     _serve_subsets(http_server)
     fake = gzip.compress(TRAIN_100.read_bytes())
     http_server.files["/mnist_train.csv.gz"] = fake
+    real = F.known_digests()["mnist_train.csv.gz"]
+    pinned = F.Source("pinned", http_server.base, True, ("mnist_train.csv.gz", "mnist_train.csv"),
+                      ("mnist_test.csv.gz", "mnist_test.csv"), pinned=(("mnist_train.csv.gz", real),))
     cache = tmp_path / "cache"
     with pytest.raises(F.DigestMismatchError) as info:
-        tasks.download.fn(http_server.base, cache_dir=str(cache))
+        tasks.download.fn(pinned, cache_dir=str(cache))
     err = info.value
-    assert (err.expected, err.actual) == (F.known_digests()["mnist_train.csv.gz"], hashlib.sha256(fake).hexdigest())
+    assert (err.expected, err.actual) == (real, hashlib.sha256(fake).hexdigest())
     assert str(err).startswith(f"{http_server.base}mnist_train.csv.gz: sha256 mismatch: expected {err.expected}")
     assert http_server.count("/mnist_train.csv.gz") == 1 and no_backoff == []  # not retried
     assert http_server.count("/mnist_train.csv") == 0  # nor replaced by the other candidate
