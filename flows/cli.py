@@ -145,15 +145,17 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 def _reconcile(args: argparse.Namespace) -> int:
     from mlflow import MlflowClient
 
-    from tracking.reconcile import prefect_state_lookup, reconcile
+    from flows.local_server import temporary_prefect_server
+    from tracking.reconcile import prefect_mark_crashed, prefect_state_lookup, reconcile
     from tracking.store import check_reachable, tracking_uri
 
     uri = tracking_uri()
     check_reachable(uri)
-    closed = reconcile(MlflowClient(uri), prefect_state_lookup(), dry_run=args.dry_run)
+    with temporary_prefect_server():
+        closed = reconcile(MlflowClient(uri), prefect_state_lookup(), dry_run=args.dry_run,
+                           mark_crashed=prefect_mark_crashed())
     for c in closed:
-        print(f"{'would close' if args.dry_run else 'closed'} {c.run_id} ({c.run_name}) as {c.status}: "
-              f"flow run {c.flow_run_id} is {c.flow_run_state}")
+        print(f"{'would close' if args.dry_run else 'closed'} {c.run_id} ({c.run_name}) as {c.status}: {c.reason}")
     print(f"{len(closed)} run(s) {'to close' if args.dry_run else 'closed'}")
     return 0
 
@@ -170,10 +172,29 @@ def _run_sweep(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dic
         parser.error("; ".join(f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']} (got {e.get('input')!r})"
                                for e in exc.errors()))
     _check_workers(parser, args)
+    from flows.local_server import temporary_prefect_server
+
     runner = task_runner(args.workers, args.dask_address)
-    return sweep_flow.with_options(task_runner=runner)(
-        grid=grid, source=args.source, train_records=args.train_records, test_records=args.test_records,
-        experiment=args.experiment, name=args.name)
+    with temporary_prefect_server():
+        return sweep_flow.with_options(task_runner=runner)(
+            grid=grid, source=args.source, train_records=args.train_records, test_records=args.test_records,
+            experiment=args.experiment, name=args.name)
+
+
+def _check_names(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse a model name, alias or experiment name MLflow would refuse (or misread) later."""
+    from tracking.names import check_alias, check_experiment_name, check_model_name
+
+    for option, check in (("model_name", check_model_name), ("alias", check_alias),
+                          ("experiment", check_experiment_name)):
+        values = getattr(args, option, None)
+        for value in values if isinstance(values, list) else [values]:
+            if value is None:
+                continue
+            try:
+                check(value)
+            except ValueError as exc:
+                parser.error(f"--{option.replace('_', '-')}: {exc}")
 
 
 def _check_workers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -267,15 +288,18 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         import flows.tasks  # noqa: F401  (imports Prefect, which sets up its log handlers)
 
         _quiet_user_error_tracebacks()
+    _check_names(parser, args)
     if args.command == "train":
         config = _validated_config(parser, args)
         if not (0.0 < args.alpha < 1.0):  # also refuses nan
             parser.error(f"--alpha: must be in (0, 1) (got {args.alpha!r})")
+        from flows.local_server import temporary_prefect_server
         from flows.train_flow import train_flow
 
-        summary = train_flow(config=config, source=args.source, model_name=args.model_name,
-                             experiment=args.experiment, alias=args.alias, promotion=args.promotion,
-                             alpha=args.alpha, resume=args.resume)
+        with temporary_prefect_server():
+            summary = train_flow(config=config, source=args.source, model_name=args.model_name,
+                                 experiment=args.experiment, alias=args.alias, promotion=args.promotion,
+                                 alpha=args.alpha, resume=args.resume)
         print(json.dumps(summary, indent=2))
         return 0
     if args.command == "sweep":
@@ -289,8 +313,11 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         _check_workers(parser, args)
         if args.seeds < 1:
             parser.error(f"--seeds: must be at least 1 (got {args.seeds})")
-        summary = reproduce_flow.with_options(task_runner=task_runner(args.workers, args.dask_address))(
-            seeds=args.seeds, quick=args.quick, source=args.source, experiment=args.experiment)
+        from flows.local_server import temporary_prefect_server
+
+        with temporary_prefect_server():
+            summary = reproduce_flow.with_options(task_runner=task_runner(args.workers, args.dask_address))(
+                seeds=args.seeds, quick=args.quick, source=args.source, experiment=args.experiment)
         print(summary["report"])
         print(json.dumps({k: v for k, v in summary.items() if k not in ("report", "results")}, indent=2))
         return 0

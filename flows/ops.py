@@ -21,7 +21,7 @@ from mlflow import MlflowClient
 from prefect import flow, get_run_logger
 from pydantic import Field
 
-from tracking.reconcile import prefect_state_lookup, reconcile
+from tracking.reconcile import prefect_mark_crashed, prefect_state_lookup, reconcile
 from tracking.store import check_reachable, tracking_uri
 
 DEFAULT_RETRAIN_CRON = "0 3 * * 1"  # Mondays 03:00
@@ -33,11 +33,10 @@ def reconcile_flow(dry_run: Annotated[bool, Field(description="Only list what wo
     """Close MLflow runs left RUNNING by flow runs that crashed, failed or were cancelled."""
     uri = tracking_uri()
     check_reachable(uri)
-    closed = reconcile(MlflowClient(uri), prefect_state_lookup(), dry_run=dry_run)
+    closed = reconcile(MlflowClient(uri), prefect_state_lookup(), dry_run=dry_run, mark_crashed=prefect_mark_crashed())
     log = get_run_logger()
     for c in closed:
-        log.info(f"{'would close' if dry_run else 'closed'} run {c.run_id} ({c.run_name}) as {c.status}: "
-                 f"flow run {c.flow_run_id} is {c.flow_run_state}")
+        log.info(f"{'would close' if dry_run else 'closed'} run {c.run_id} ({c.run_name}) as {c.status}: {c.reason}")
     log.info(f"{len(closed)} run(s) {'to close' if dry_run else 'closed'}")
     return [c.__dict__ for c in closed]
 

@@ -8,9 +8,19 @@ from __future__ import annotations
 import dataclasses
 import typing
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
 from mynn.config import NetworkConfig
+from tracking.names import ALIAS_PATTERN, MODEL_NAME_PATTERN, check_alias, check_experiment_name, check_model_name
+
+#: Flow parameter types for MLflow names: the pattern is in the UI form's JSON schema, and the
+#: whole of MLflow's rule is checked when a flow run starts (tracking.names).
+ModelName = Annotated[str, Field(min_length=1, max_length=200, pattern=MODEL_NAME_PATTERN),
+                      AfterValidator(check_model_name)]
+Alias = Annotated[str, Field(min_length=1, max_length=100, pattern=ALIAS_PATTERN), AfterValidator(check_alias)]
+ExperimentName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(check_experiment_name)]
 
 
 def _pydantic_fields() -> dict[str, tuple[object, object]]:

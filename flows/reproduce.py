@@ -16,6 +16,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.task_runners import ProcessPoolTaskRunner
 from pydantic import Field
 
+from flows.params import ExperimentName
 from flows.sweep_flow import DEFAULT_WORKERS, log_sweep_summary, prepare_data, run_points, start_parent
 from mynn.fetch import redact_url
 from mynn.grid import code_version
@@ -34,7 +35,7 @@ def reproduce_flow(
     quick: Annotated[bool, Field(description="Quick look: 2 seeds (unless set), first 6,000/1,000 records")] = False,
     source: Annotated[str, Field(description="Full MNIST: shipped, book, a folder or URL")] = "shipped",
     small_source: Annotated[str, Field(description="The book's 100/10 subsets")] = "shipped-small",
-    experiment: Annotated[str, Field(min_length=1, description="MLflow experiment")] = "mynn-reproduce",
+    experiment: Annotated[ExperimentName, Field(description="MLflow experiment")] = "mynn-reproduce",
 ) -> dict:
     """Run the book's table over ``seeds`` seeds; report, plots and child runs in MLflow."""
     t0 = time.perf_counter()

@@ -28,6 +28,7 @@ from prefect.task_runners import ProcessPoolTaskRunner
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from flows import tasks
+from flows.params import ExperimentName
 from mynn import paths
 from mynn.config import NetworkConfig
 from mynn.fetch import redact_url
@@ -239,7 +240,7 @@ def sweep_flow(
     source: Annotated[str, Field(description="shipped, shipped-small, book, a folder, file:// or http(s):// URL")] = "shipped",
     train_records: Annotated[Optional[int], Field(ge=1, description="Use only the first N training records")] = None,
     test_records: Annotated[Optional[int], Field(ge=1, description="Use only the first M test records")] = None,
-    experiment: Annotated[str, Field(min_length=1, description="MLflow experiment")] = "mynn-sweeps",
+    experiment: Annotated[ExperimentName, Field(description="MLflow experiment")] = "mynn-sweeps",
     name: Annotated[Optional[str], Field(description="Name of the parent run")] = None,
 ) -> dict:
     """Train every combination of the grid; one MLflow parent run, one child run per point."""

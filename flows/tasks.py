@@ -181,6 +181,12 @@ def train(data: PreparedData, config: NetworkConfig, tracking_uri: str, run_id: 
     train_ds, test_ds = load_npy(data.train_dir), load_npy(data.test_dir)
     network, start = None, 0
     found = latest_checkpoint(ckpt_dir)
+    logged = [h["epoch"] for h in logged_history(client, run_id)]
+    if logged and (found is None or found[0] < max(logged)):
+        have = "no checkpoint" if found is None else f"checkpoints only up to epoch {found[0]}"
+        raise ValueError(f"run {run_id} has epochs up to {max(logged)} logged but {have} in {ckpt_dir} "
+                         f"(MYNN_RUNS_DIR {paths.runs_dir()}): it cannot continue where it stopped. "
+                         "Resume it with the MYNN_RUNS_DIR it was trained with, or start a new run")
     if found is not None:
         start, path = found
         network = Network.load(path)
@@ -195,11 +201,15 @@ def train(data: PreparedData, config: NetworkConfig, tracking_uri: str, run_id: 
                        callback=EpochLogger(client, run_id, ckpt_dir, log=log.info), network=network,
                        start_epoch=start)
     seconds = sum(h.seconds for h in history)
+    if start:  # a resumed run: the totals cover every epoch, before and after the resume
+        seconds = sum({m.step: m.value for m in client.get_metric_history(run_id, "epoch_seconds")
+                       if 1 <= m.step <= config.epochs}.values())
+    epochs_done = config.epochs if start else len(history)
     weights = net.save(out / "weights.npz")
     client.log_artifact(run_id, str(weights))
     (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     client.log_artifact(run_id, str(out / "config.json"))
-    rate = len(train_ds) * len(history) / seconds if seconds else 0.0
+    rate = len(train_ds) * epochs_done / seconds if seconds else 0.0
     ts = now_ms()
     client.log_batch(run_id, metrics=[Metric("training_seconds", seconds, ts, 0),
                                       Metric("records_per_s", rate, ts, 0),

@@ -7,7 +7,6 @@ Ctrl-C or SIGTERM); nothing is registered from a run that did not pass evaluatio
 """
 from __future__ import annotations
 
-import os
 import time
 from typing import Annotated, Optional, Literal
 
@@ -17,9 +16,9 @@ from prefect.runtime import flow_run
 from pydantic import Field
 
 from flows import tasks
-from flows.params import TrainConfig, to_network_config
+from flows.params import Alias, ExperimentName, ModelName, TrainConfig, to_network_config
 from mynn.fetch import redact_url
-from tracking.runs import (TAG_PREFECT_FLOW_RUN_ID, TAG_PREFECT_FLOW_RUN_URL, closing_run, interrupted_run_of_flow_run,
+from tracking.runs import (TAG_PREFECT_FLOW_RUN_ID, owner_tags, TAG_PREFECT_FLOW_RUN_URL, closing_run, interrupted_run_of_flow_run,
                            reopen_run, start_run)
 from tracking.store import DEFAULT_EXPERIMENT, ensure_experiment, run_ui_url, tracking_uri
 
@@ -33,9 +32,9 @@ def _flow_run_name() -> str:
 def train_flow(
     config: TrainConfig = TrainConfig(),
     source: str = "shipped",
-    model_name: Annotated[str, Field(min_length=1, max_length=200)] = "mynn",
-    experiment: Annotated[str, Field(min_length=1, max_length=200)] = DEFAULT_EXPERIMENT,
-    alias: Annotated[str, Field(min_length=1, max_length=100)] = "champion",
+    model_name: ModelName = "mynn",
+    experiment: ExperimentName = DEFAULT_EXPERIMENT,
+    alias: Alias = "champion",
     promotion: Literal["mcnemar", "at-least"] = "mcnemar",
     alpha: Annotated[float, Field(gt=0, lt=1)] = 0.05,
     resume: Optional[str] = None,
@@ -62,7 +61,7 @@ def train_flow(
     cfg = to_network_config(config)
     uri = tracking_uri()
     client, experiment_id = ensure_experiment(uri, experiment)  # fails fast, naming the address
-    tags = {"mynn.pid": str(os.getpid())}  # lets an operator (or a test) find the process
+    tags = owner_tags()  # lets reconcile, a resume (or a test) find the process
     if flow_run.id:
         tags[TAG_PREFECT_FLOW_RUN_ID] = str(flow_run.id)
         if flow_run.ui_url:

@@ -25,6 +25,32 @@ class WeightsFileError(ValueError):
     """A weights file that cannot be trusted; the message names the file."""
 
 
+_MAX_CONFIG_BYTES = 1 << 16  # the config is a short JSON string
+
+
+def _npy_header(zf: zipfile.ZipFile, member: str) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) declared by a ``.npy`` member's header, read without reading its data."""
+    with zf.open(member) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"{member}: unsupported .npy format version {version}")
+    if fortran:
+        raise ValueError(f"{member}: Fortran-ordered arrays are not written by Network.save")
+    if dtype.hasobject:
+        raise ValueError(f"{member}: Object arrays cannot be loaded when allow_pickle=False")
+    return tuple(shape), dtype
+
+
+def _npy_read(zf: zipfile.ZipFile, member: str) -> np.ndarray:
+    """A ``.npy`` member's array, without pickle (its header was checked first)."""
+    with zf.open(member) as f:
+        return np.lib.format.read_array(f, allow_pickle=False)
+
+
 @dataclass
 class Network:
     """Weights of the network and the config they were made with.
@@ -111,9 +137,11 @@ class Network:
     def load(cls, path: str | os.PathLike) -> "Network":
         """Read a file written by :meth:`save`, refusing anything that is not plain arrays.
 
-        Checks: no pickled objects (``allow_pickle=False``), the three expected entries,
-        a valid config, shapes (H, 784) and (10, H) matching it, the config's dtype, and
-        finite values. Every error is a :class:`WeightsFileError` naming the file.
+        Checks: a zip archive of exactly ``config.npy``, ``wih.npy``, ``who.npy``; no pickled
+        objects (``allow_pickle=False``); the config (a JSON string); then, from each array's
+        ``.npy`` header *before* its data is read, shapes (H, 784) and (10, H) matching the
+        config and the config's dtype, so a small file declaring a huge array costs nothing;
+        finally, finite values. Every error is a :class:`WeightsFileError` naming the file.
         """
         path = Path(path)
 
@@ -121,34 +149,41 @@ class Network:
             return WeightsFileError(f"{path}: {why}")
 
         try:
-            with np.load(path, allow_pickle=False) as npz:
-                names = set(npz.files)
-                if names != {"wih", "who", "config"}:
-                    raise fail(f"expected arrays wih, who, config; found {sorted(names)}")
-                arrays = {name: npz[name] for name in ("wih", "who", "config")}
+            with zipfile.ZipFile(path) as zf:
+                names = set(zf.namelist())
+                if names != {"wih.npy", "who.npy", "config.npy"}:
+                    found = sorted(n.removesuffix(".npy") for n in names)
+                    raise fail(f"expected arrays wih, who, config; found {found}")
+                shape, dtype = _npy_header(zf, "config.npy")
+                if dtype.kind != "U" or shape != () or dtype.itemsize > _MAX_CONFIG_BYTES:
+                    raise fail(f"config entry is {dtype} {shape}, expected a JSON string")
+                cfg_arr = _npy_read(zf, "config.npy")
+                try:
+                    config = NetworkConfig.from_dict(json.loads(str(cfg_arr)))
+                except (ValueError, TypeError) as exc:
+                    raise fail(f"invalid config: {exc}") from None
+                h = config.hidden_nodes
+                want = np.dtype(config.dtype)
+                arrays = {}
+                for name, expected in (("wih", (h, INPUT_NODES)), ("who", (OUTPUT_NODES, h))):
+                    shape, dtype = _npy_header(zf, f"{name}.npy")
+                    if shape != expected:
+                        raise fail(f"{name} has shape {shape}, expected {expected} for H={h}")
+                    if dtype != want:
+                        raise fail(f"{name} has dtype {dtype}, expected {want}")
+                    arrays[name] = _npy_read(zf, f"{name}.npy")
         except WeightsFileError:
             raise
         except FileNotFoundError:
             raise fail("no such file") from None
-        except ValueError as exc:  # object arrays need pickle: refused
+        except ValueError as exc:  # object arrays need pickle: refused; a malformed header
             raise fail(f"refused ({exc})") from None
-        except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        except (OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
             raise fail(f"not a readable .npz archive ({exc.__class__.__name__}: {exc})") from None
-        cfg_arr = arrays["config"]
-        if cfg_arr.dtype.kind != "U" or cfg_arr.shape != ():
-            raise fail(f"config entry is {cfg_arr.dtype} {cfg_arr.shape}, expected a JSON string")
-        try:
-            config = NetworkConfig.from_dict(json.loads(str(cfg_arr)))
-        except (ValueError, TypeError) as exc:
-            raise fail(f"invalid config: {exc}") from None
-        h = config.hidden_nodes
-        dtype = np.dtype(config.dtype)
-        for name, shape in (("wih", (h, INPUT_NODES)), ("who", (OUTPUT_NODES, h))):
+        for name, expected in (("wih", (h, INPUT_NODES)), ("who", (OUTPUT_NODES, h))):
             arr = arrays[name]
-            if arr.shape != shape:
-                raise fail(f"{name} has shape {arr.shape}, expected {shape} for H={h}")
-            if arr.dtype != dtype:
-                raise fail(f"{name} has dtype {arr.dtype}, expected {dtype}")
+            if arr.shape != expected:  # (read_array follows the header; checked all the same)
+                raise fail(f"{name} has shape {arr.shape} once read, expected {expected}")
             if not np.isfinite(arr).all():
                 bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
                 raise fail(f"{name} has {bad} non-finite value(s) (NaN or inf)")

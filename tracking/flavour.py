@@ -1,10 +1,15 @@
 """The MLflow model flavour of a mynn network: plain arrays in, digits out, no pickle.
 
 The model directory holds ``data/weights.npz`` (loaded with ``allow_pickle=False`` through
-:meth:`mynn.network.Network.load`, which checks shapes, dtypes and finiteness) and the code
-of ``mynn`` and ``tracking`` (``code/``). MLflow's ``python_function`` flavour loads it through
-this module's :func:`_load_pyfunc`, so ``mlflow.pyfunc.load_model`` and
-``mlflow models serve`` work without unpickling anything.
+:meth:`mynn.network.Network.load`, which checks the arrays' headers, shapes, dtypes and
+finiteness) and no code: MLflow's ``python_function`` flavour imports this module,
+:func:`_load_pyfunc`, from the installed ``mynn`` package, so ``mlflow.pyfunc.load_model`` and
+``mlflow models serve`` (``--env-manager local``, or an image with mynn installed) work
+without unpickling anything and without running code from the model folder.
+
+(MLflow itself runs whatever code a model folder's ``MLmodel`` names: only load model
+folders you trust. This project's own loading of registered versions reads the weights
+file directly and never imports a model folder; see :mod:`tracking.registry`.)
 
 Input: raw pixel rows, 0..255, as a DataFrame, an ndarray or a list of rows, shape (n, 784).
 Output: a DataFrame with ``digit`` and ``output_0`` .. ``output_9`` (the ten output values).
@@ -66,7 +71,6 @@ def save_model(network_path: str | Path, path: str | Path, example_pixels: np.nd
     """Write an MLflow model directory for the weights at ``network_path`` into ``path``."""
     import mlflow.pyfunc
 
-    root = Path(__file__).resolve().parent.parent
     path = Path(path)
     Network.load(network_path)  # refuse anything that is not clean arrays before packaging it
     with tempfile.TemporaryDirectory() as tmp:
@@ -78,7 +82,6 @@ def save_model(network_path: str | Path, path: str | Path, example_pixels: np.nd
             path=str(path),
             loader_module="tracking.flavour",
             data_path=str(data),
-            code_paths=[str(root / "mynn"), str(root / "tracking")],
             signature=signature,
             input_example=example,
             pip_requirements=_requirements(),

@@ -1,10 +1,14 @@
 """Close MLflow runs left RUNNING by flow runs that ended badly (crash, SIGKILL, lost server).
 
-A run records the Prefect flow run that made it (tag ``prefect.flow_run_id``). For every
-MLflow run still RUNNING, the flow run's state decides: CANCELLED or CANCELLING -> KILLED;
-FAILED, CRASHED or missing -> FAILED; COMPLETED while the MLflow run is still RUNNING ->
-FAILED (the flow lost its tracking server before it could close the run). Runs of flow runs
-that are still going are left alone. Each closed run gets a ``mynn.reconciled`` tag saying why.
+A run records the Prefect flow run that made it (tag ``prefect.flow_run_id``) and the process
+that owns it (``mynn.pid``, ``mynn.host``, ``mynn.pid_start``). For every MLflow run still
+RUNNING, the flow run's state decides first: CANCELLED or CANCELLING -> KILLED; FAILED,
+CRASHED or missing -> FAILED; COMPLETED while the MLflow run is still RUNNING -> FAILED (the
+flow lost its tracking server before it could close the run). A run whose flow run still
+looks active (or that has none) is closed FAILED when its owner process is gone from this
+host (killed with SIGKILL: nobody else would ever mark it), and its flow run is marked
+CRASHED. Runs owned by live processes, or by processes on other hosts, are left alone. Each
+closed run gets a ``mynn.reconciled`` tag saying why.
 """
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from typing import Callable
 
 from mlflow import MlflowClient
 
-from tracking.runs import TAG_PREFECT_FLOW_RUN_ID
+from tracking.runs import TAG_HOST, TAG_PID, TAG_PREFECT_FLOW_RUN_ID, owner_state
 
 BAD_TO_STATUS = {"CANCELLED": "KILLED", "CANCELLING": "KILLED", "FAILED": "FAILED", "CRASHED": "FAILED",
                  "COMPLETED": "FAILED"}
@@ -26,6 +30,7 @@ class Closed:
     flow_run_id: str
     flow_run_state: str
     status: str
+    reason: str = ""
 
 
 def running_runs(client: MlflowClient) -> list:
@@ -43,26 +48,36 @@ def running_runs(client: MlflowClient) -> list:
             return out
 
 
-def reconcile(client: MlflowClient, flow_run_state: Callable[[str], str | None], dry_run: bool = False) -> list[Closed]:
-    """Close the RUNNING runs whose flow run ended badly.
+def reconcile(client: MlflowClient, flow_run_state: Callable[[str], str | None], dry_run: bool = False,
+              mark_crashed: Callable[[str, str], None] | None = None) -> list[Closed]:
+    """Close the RUNNING runs whose flow run ended badly, or whose owner process is gone.
 
     ``flow_run_state(flow_run_id)`` returns the Prefect state type name (e.g. "CRASHED") or
-    None when the flow run does not exist.
+    None when the flow run does not exist. ``mark_crashed(flow_run_id, message)``, if given,
+    sets a flow run that still looks active to CRASHED when its process is gone.
     """
     closed = []
     for run in running_runs(client):
-        fr = run.data.tags.get(TAG_PREFECT_FLOW_RUN_ID)
-        if not fr:
-            continue
-        state = flow_run_state(fr)
-        if state is not None and state not in BAD_TO_STATUS:
-            continue  # the flow run is still scheduled, pending, running or paused
-        status = BAD_TO_STATUS.get(state, "FAILED")  # a missing flow run: FAILED
+        tags = run.data.tags
+        fr = tags.get(TAG_PREFECT_FLOW_RUN_ID)
+        state = flow_run_state(fr) if fr else None
+        if fr and (state is None or state in BAD_TO_STATUS):
+            status = BAD_TO_STATUS.get(state, "FAILED")  # a missing flow run: FAILED
+            reason = f"flow run {fr} is {state or 'missing'}; closed as {status}"
+            crash = False
+        elif owner_state(tags) == "gone":
+            status = "FAILED"
+            reason = (f"its process {tags.get(TAG_PID)} on {tags.get(TAG_HOST)} is gone (killed?)"
+                      + (f" while flow run {fr} was {state}" if fr else "") + f"; closed as {status}")
+            crash = bool(fr)
+        else:
+            continue  # the flow run is still going, or its process lives (or cannot be checked)
         if not dry_run:
-            client.set_tag(run.info.run_id, "mynn.reconciled",
-                           f"flow run {fr} is {state or 'missing'}; closed as {status}")
+            if crash and mark_crashed is not None:
+                mark_crashed(fr, f"mynn reconcile: process {tags.get(TAG_PID)} on {tags.get(TAG_HOST)} is gone")
+            client.set_tag(run.info.run_id, "mynn.reconciled", reason)
             client.set_terminated(run.info.run_id, status=status)
-        closed.append(Closed(run.info.run_id, run.info.run_name, fr, state or "MISSING", status))
+        closed.append(Closed(run.info.run_id, run.info.run_name, fr or "", state or "MISSING", status, reason))
     return closed
 
 
@@ -86,3 +101,17 @@ def prefect_state_lookup():
         return fr.state.type.value if fr.state else None
 
     return lookup
+
+
+def prefect_mark_crashed():
+    """A ``mark_crashed`` function backed by the Prefect API in the environment."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    def mark(flow_run_id: str, message: str) -> None:
+        with get_client(sync_client=True) as prefect:
+            prefect.set_flow_run_state(UUID(flow_run_id), Crashed(message=message), force=True)
+
+    return mark

@@ -32,6 +32,7 @@ from mynn.data import scale_inputs
 from mynn.network import Network
 from mynn.stats import mcnemar
 from tracking import flavour
+from tracking.names import check_alias, check_model_name
 from tracking.runs import now_ms
 
 MODEL_ARTIFACT = "model"
@@ -203,6 +204,8 @@ def register(client: MlflowClient, run_id: str, model_name: str, model_uri: str,
     (``mynn.data_differs``, ``mynn.champion_train_digest``, ``mynn.champion_test_digest``)
     on the run and the version.
     """
+    check_model_name(model_name)
+    check_alias(alias)
     if promotion not in PROMOTION_RULES:
         raise ValueError(f"register: promotion must be one of {PROMOTION_RULES}, not {promotion!r}")
     if not (isinstance(alpha, (int, float)) and 0.0 < float(alpha) < 1.0):

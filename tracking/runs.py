@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -27,6 +28,43 @@ from mynn.train import EpochStats
 
 TAG_PREFECT_FLOW_RUN_ID = "prefect.flow_run_id"
 TAG_PREFECT_FLOW_RUN_URL = "prefect.flow_run_url"
+# The process that owns a RUNNING run: its pid, host and start time (so a reused pid is not
+# taken for the owner). See owner_tags and owner_state.
+TAG_PID, TAG_HOST, TAG_PID_START = "mynn.pid", "mynn.host", "mynn.pid_start"
+
+
+def _process_stat(pid: int) -> tuple[str, str] | None:
+    """(state, start time) of process ``pid`` from /proc (start in clock ticks after boot),
+    or None if there is no such process (or no /proc)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()  # fields 3.. of proc(5)
+    return (fields[0], fields[19]) if len(fields) > 19 else None
+
+
+def owner_tags() -> dict[str, str]:
+    """Tags naming this process as the owner of a run (pid, host, process start time)."""
+    tags = {TAG_PID: str(os.getpid()), TAG_HOST: socket.gethostname()}
+    stat = _process_stat(os.getpid())
+    if stat is not None:
+        tags[TAG_PID_START] = stat[1]
+    return tags
+
+
+def owner_state(tags: dict[str, str]) -> str:
+    """Whether the process that owns a run still runs: "alive", "gone", "self" (this process)
+    or "unknown" (another host, no owner recorded, or no /proc to look in)."""
+    pid, host, start = tags.get(TAG_PID), tags.get(TAG_HOST), tags.get(TAG_PID_START)
+    if not pid or not pid.isdigit() or host != socket.gethostname() or not Path("/proc/self/stat").exists():
+        return "unknown"
+    stat = _process_stat(int(pid))
+    if stat is None or stat[0] in ("Z", "X"):
+        return "gone"  # no such process, or it ended and is not yet reaped
+    if start is not None and stat[1] != start:
+        return "gone"  # that pid is another process now
+    return "self" if int(pid) == os.getpid() else "alive"
 
 
 def code_version() -> dict[str, str]:
@@ -64,6 +102,7 @@ def start_run(client: MlflowClient, experiment_id: str, config: NetworkConfig, *
     all_tags["mynn.git_dirty"] = code["git_dirty"]
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
+    all_tags.update(owner_tags())
     all_tags.update(tags or {})
     run = client.create_run(experiment_id, run_name=all_tags["mlflow.runName"], tags=all_tags)
     run_id = run.info.run_id
@@ -78,8 +117,11 @@ def start_run(client: MlflowClient, experiment_id: str, config: NetworkConfig, *
 def reopen_run(client: MlflowClient, run_id: str, config: NetworkConfig, tags: dict[str, str]) -> str:
     """Set an interrupted run (KILLED, FAILED or left RUNNING) of the same config running again.
 
-    Refuses a finished run or one whose parameters differ from ``config``, naming the field.
-    The train task then resumes from the run's last epoch checkpoint.
+    Refuses a finished run, one whose parameters differ from ``config`` (naming the field),
+    and one still RUNNING whose owner process is alive on this host (or that belongs to a
+    process on another host, which cannot be checked from here). The run's earlier failure
+    moves to the tag ``mynn.previous_failure``, and this process becomes its owner. The
+    train task then resumes from the run's last epoch checkpoint.
     """
     run = client.get_run(run_id)
     if run.info.status == "FINISHED":
@@ -88,10 +130,24 @@ def reopen_run(client: MlflowClient, run_id: str, config: NetworkConfig, tags: d
         if run.data.params.get(name) != str(value):
             raise ValueError(f"run {run_id} has {name}={run.data.params.get(name)!r}, not {value!r}: "
                              "resume it with its own config")
+    if run.info.status == "RUNNING":
+        t = run.data.tags
+        state = owner_state(t)
+        if state == "alive":
+            raise ValueError(f"run {run_id} is still being trained by process {t.get(TAG_PID)} on this host: "
+                             "wait for it to end, or stop it, before resuming it")
+        if state == "unknown" and t.get(TAG_HOST) and t.get(TAG_HOST) != socket.gethostname():
+            raise ValueError(f"run {run_id} is RUNNING in process {t.get(TAG_PID)} on host {t.get(TAG_HOST)}, "
+                             "which cannot be checked from here: if that process is gone, close the run "
+                             "(mynn reconcile on that host, or mark it FAILED), then resume it")
     old = run.data.tags.get(TAG_PREFECT_FLOW_RUN_ID)
     if old and old != tags.get(TAG_PREFECT_FLOW_RUN_ID):
         tags = {**tags, "mynn.previous_flow_run_id": old}
-    for key, value in tags.items():
+    failure = run.data.tags.get("mynn.failure")
+    if failure:
+        tags = {**tags, "mynn.previous_failure": failure}
+        client.delete_tag(run_id, "mynn.failure")
+    for key, value in {**owner_tags(), **tags}.items():
         client.set_tag(run_id, key, value)
     client.update_run(run_id, status="RUNNING")
     return run_id

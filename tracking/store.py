@@ -7,6 +7,7 @@ Default: a SQLite store ``mlflow.db`` in the project folder with artifacts besid
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import urllib.error
 import urllib.request
@@ -36,11 +37,16 @@ def is_remote(uri: str) -> bool:
 
 
 def artifact_location(uri: str, experiment: str) -> str | None:
-    """Artifact folder for a new experiment: beside a SQLite file; the server's choice otherwise."""
+    """Artifact folder for a new experiment: beside a SQLite file; the server's choice otherwise.
+
+    The folder is named by a digest of the experiment's name (``mlartifacts/exp-<16 hex>``),
+    never by the name itself: a name is a label and must not choose where files go
+    (``../../x`` or ``/tmp/x`` stay inside ``mlartifacts``)."""
     parsed = urlparse(uri)
     if parsed.scheme == "sqlite":
         db = Path(uri[len("sqlite:///"):])
-        return (db.parent / "mlartifacts" / experiment).resolve().as_uri()
+        folder = "exp-" + hashlib.sha256(experiment.encode("utf-8")).hexdigest()[:16]
+        return (db.parent / "mlartifacts" / folder).resolve().as_uri()
     return None
 
 
@@ -62,6 +68,30 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
         raise TrackingUnavailableError(f"MLflow tracking server {shown} is not reachable: {exc}") from None
 
 
+def create_store_once(uri: str) -> None:
+    """Create (or migrate) a SQLite store's schema while holding a lock file beside it.
+
+    Processes that open a new SQLite store at the same moment race on its schema (MLflow's
+    migrations: "table ... already exists"); under ``<db>.lock`` (an ``flock``) one of them
+    creates it and the others then find it complete. Other stores are left alone.
+    """
+    parsed = urlparse(uri)
+    if parsed.scheme != "sqlite" or not uri.startswith("sqlite:///"):
+        return
+    import fcntl
+
+    db = Path(unquote(uri[len("sqlite:///"):]))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            client.search_experiments(max_results=1)  # the tracking store's tables and migrations
+            client.search_registered_models(max_results=1)  # the model registry's
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
 def ensure_experiment(uri: str, experiment: str = DEFAULT_EXPERIMENT) -> tuple[MlflowClient, str]:
     """Check the store, create its schema and the experiment if needed; (client, experiment id).
 
@@ -73,6 +103,7 @@ def ensure_experiment(uri: str, experiment: str = DEFAULT_EXPERIMENT) -> tuple[M
     check_reachable(uri)
     if urlparse(uri).username is not None:  # MLflow prints run links with the address as given
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    create_store_once(uri)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is not None:

@@ -70,3 +70,75 @@ def test_the_flow_refuses_out_of_range_parameters(tracking_env, kwargs, field):
         train_flow(source="shipped-small", **kwargs)
     assert field in str(info.value), str(info.value)
     _nothing_happened(tracking_env)
+
+
+# ----------------------------------------------------------------------------- MLflow names
+# Reliability round two, cases 3, 4 and 6: names MLflow would refuse, misread or turn into paths.
+
+BAD_MODEL_NAMES = ["a/b", "../x", "a'b\"c", "a b", "a:b", ".hidden", "", "x" * 201]
+BAD_ALIASES = ["latest", "LATEST", "v1", "V23", "a b", "a/b", "a'b", "-x", "", "x" * 101]
+
+
+@pytest.mark.parametrize("option,value", [("--model-name", v) for v in BAD_MODEL_NAMES]
+                         + [("--alias", v) for v in BAD_ALIASES], ids=repr)
+def test_the_command_refuses_bad_model_names_and_aliases_before_anything_runs(
+        tracking_env, capsys, restore_environ, option, value):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["train", "--source", "shipped-small", f"{option}={value}"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"error: {option}: " in err and ("not allowed" in err or "reserved" in err), err
+    _nothing_happened(tracking_env)
+
+
+@pytest.mark.usefixtures("prefect_harness")
+@pytest.mark.parametrize("kwargs", [{"model_name": v} for v in BAD_MODEL_NAMES[:5]]
+                         + [{"alias": v} for v in ("latest", "v1", "a b")], ids=repr)
+def test_the_flow_refuses_bad_model_names_and_aliases_before_anything_runs(tracking_env, kwargs):
+    with pytest.raises(ParameterTypeError) as info:
+        train_flow(source="shipped-small", **kwargs)
+    assert next(iter(kwargs)) in str(info.value), str(info.value)
+    _nothing_happened(tracking_env)
+
+
+def test_the_ui_form_carries_the_name_rules():
+    """The Prefect UI builds its form from the flow's parameter schema: the patterns are in it."""
+    import re
+
+    from prefect.utilities.callables import parameter_schema
+
+    props = parameter_schema(train_flow.fn).model_dump()["properties"]
+    for field, good, bad in (("model_name", "fashion-mnist", "a/b"), ("alias", "champion", "a b")):
+        pattern = props[field]["pattern"]
+        assert re.fullmatch(pattern, good) and not re.fullmatch(pattern, bad)
+
+
+def test_register_refuses_a_reserved_alias_before_creating_a_version(tracking_env):
+    import numpy as np
+
+    from tracking import registry
+
+    client = MlflowClient(tracking_env.uri, registry_uri=tracking_env.uri)
+    for alias in ("latest", "v2"):
+        with pytest.raises(ValueError, match="reserved"):
+            registry.register(client, "no-run", "m", "runs:/x/model", performance=0.5,
+                              test_pixels=np.zeros((2, 784), np.uint8), test_labels=np.zeros(2, np.uint8),
+                              test_digest="0" * 64, alias=alias)
+    assert client.search_registered_models() == []
+
+
+@pytest.mark.usefixtures("prefect_harness")
+@pytest.mark.parametrize("experiment", ["../../escape", "/tmp/mynn-absolute-experiment", "a/../../b"])
+def test_an_experiment_name_never_chooses_where_artifacts_go(tracking_env, experiment):
+    from flows.params import TrainConfig
+
+    summary = train_flow(config=TrainConfig(hidden_nodes=5, epochs=1), source="shipped-small",
+                         experiment=experiment, model_name="names")
+    client = MlflowClient(tracking_env.uri)
+    run = client.get_run(summary["run_id"])
+    assert client.get_experiment(run.info.experiment_id).name == experiment  # the name is kept as a label
+    root = (tracking_env.db.parent / "mlartifacts").resolve()
+    artifacts = Path(run.info.artifact_uri.removeprefix("file://")).resolve()
+    assert artifacts.is_relative_to(root) and (artifacts / "weights.npz").is_file()
+    assert not Path("/tmp/mynn-absolute-experiment").exists()
+    assert not (tracking_env.db.parent.parent.parent / "escape").exists()

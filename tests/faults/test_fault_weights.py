@@ -45,10 +45,10 @@ def _corrupt(path: pathlib.Path, case: str, marker: pathlib.Path) -> str:
     a = _good_arrays()
     if case == "pickled object array":
         a["wih"] = np.array([_Payload(marker)], dtype=object)
-        expect = "refused (Object arrays cannot be loaded when allow_pickle=False)"
+        expect = "refused (wih.npy: Object arrays cannot be loaded when allow_pickle=False)"
     elif case == "a pickle, not an npz":
         path.write_bytes(pickle.dumps({"wih": _Payload(marker)}))
-        return "refused (This file contains pickled (object) data"
+        return "not a readable .npz archive (BadZipFile: File is not a zip file)"
     elif case == "truncated archive":
         with open(path, "wb") as fh:
             np.savez(fh, **a)
@@ -77,6 +77,14 @@ def _corrupt(path: pathlib.Path, case: str, marker: pathlib.Path) -> str:
     elif case == "an entry missing":
         del a["who"]
         expect = "expected arrays wih, who, config; found ['config', 'wih']"
+    elif case in ("declares a huge array", "declares a huge compressed array"):
+        # Reliability round two, case 8: a small file whose header declares (1e8, 784): refused
+        # from the header, before its data would be read (a bare MemoryError, or 3 GB and 39 s)
+        _write_npz_declaring(path, a, "wih", (100_000_000, 784), compress=case.endswith("compressed array"))
+        return "wih has shape (100000000, 784), expected (4, 784) for H=4"
+    elif case == "declares a huge config":
+        _write_npz_declaring(path, a, "config", (), dtype="<U100000000")
+        return "config entry is <U100000000 (), expected a JSON string"
     elif case == "an invalid config":
         a["config"] = np.array(json.dumps({**CONFIG.to_dict(), "hidden_nodes": -4}))
         expect = "invalid config: NetworkConfig.hidden_nodes: -4 is below 1"
@@ -88,7 +96,26 @@ def _corrupt(path: pathlib.Path, case: str, marker: pathlib.Path) -> str:
 
 
 CASES = ["pickled object array", "a pickle, not an npz", "truncated archive", "wrong shape", "shape of another H",
-         "wrong dtype", "integer weights", "NaN", "inf", "an entry missing", "an invalid config"]
+         "wrong dtype", "integer weights", "NaN", "inf", "an entry missing", "an invalid config",
+         "declares a huge array", "declares a huge compressed array", "declares a huge config"]
+
+
+def _write_npz_declaring(path: pathlib.Path, arrays: dict, member: str, shape: tuple, dtype: str = "<f8",
+                         compress: bool = False) -> None:
+    """An .npz of ``arrays`` whose ``member`` has a header declaring ``shape`` and ``dtype``
+    followed by only a few bytes of data (a file of a few KB)."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED) as zf:
+        for name, arr in arrays.items():
+            buf = io.BytesIO()
+            if name == member:
+                np.lib.format.write_array_header_2_0(buf, {"descr": dtype, "fortran_order": False, "shape": shape})
+                buf.write(b"\0" * 4096)
+            else:
+                np.lib.format.write_array(buf, arr, allow_pickle=False)
+            zf.writestr(f"{name}.npy", buf.getvalue())
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +179,21 @@ def test_the_train_task_refuses_a_bad_checkpoint_before_training(tracking_env, t
     assert expect in str(info.value)
     assert not marker.exists() and not (run_dir / "weights.npz").exists()
     assert MlflowClient(tracking_env.uri).get_metric_history(run_id, "train_mse") == []
+
+
+def test_a_model_folder_carries_no_code_and_loads_through_the_installed_package(model_dir):
+    """Reliability round two, case 10: loading the project's model runs no code from the model
+    folder (MLflow would import a folder's bundled code first); the loader is the installed
+    tracking.flavour."""
+    import mlflow.pyfunc
+    from mlflow.models import Model
+
+    from mynn.paths import PROJECT_ROOT
+
+    assert [p for p in model_dir.rglob("*") if p.suffix in (".py", ".pyc", ".pkl")] == []
+    assert Model.load(str(model_dir)).flavors["python_function"].get("code") is None
+    loaded = mlflow.pyfunc.load_model(str(model_dir))
+    impl = loaded._model_impl
+    assert type(impl).__module__ == "tracking.flavour"
+    assert pathlib.Path(sys.modules["tracking.flavour"].__file__).resolve() == PROJECT_ROOT / "tracking" / "flavour.py"
+    assert loaded.predict(np.zeros((1, 784)))["digit"].shape == (1,)

@@ -1,0 +1,81 @@
+"""A temporary Prefect server for one ``mynn`` command, tied to that command's life.
+
+Without ``PREFECT_API_URL`` Prefect starts a temporary server itself, which (1) gives up after
+``PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS`` (20 s), about what its first start in an
+empty home takes on 2 cores, and (2) stays running, re-parented to PID 1, when the command is
+killed with SIGKILL. :func:`temporary_prefect_server` starts the same server (Prefect's own
+``SubprocessASGIServer``, on the same database in ``PREFECT_HOME``) with a start-up limit that
+only bounds a hung start, points the command's Prefect settings at it, and starts a watchdog
+process that stops the server as soon as the command is gone, however it ended.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+#: A slow first start (database creation on an empty home) must not fail; a hung one ends.
+STARTUP_TIMEOUT_SECONDS = 600
+
+
+@contextmanager
+def temporary_prefect_server(timeout: int = STARTUP_TIMEOUT_SECONDS) -> Iterator[str | None]:
+    """Within the block, Prefect's API is a temporary local server (its URL is yielded); with
+    ``PREFECT_API_URL`` set already, nothing is started and None is yielded."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value():
+        yield None
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start(timeout=timeout)
+    watchdog = subprocess.Popen([sys.executable, "-m", "flows.local_server", str(os.getpid()),
+                                 str(server.server_process.pid)], stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            yield server.api_url
+    finally:
+        server.stop()
+        watchdog.terminate()
+        watchdog.wait(timeout=10)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def watch(owner: int, server: int, interval: float = 0.25) -> int:
+    """Wait while ``owner`` lives (and is still our parent); then stop ``server`` (SIGTERM, then
+    SIGKILL after 5 s). Returns when the server is gone or its owner ended it."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # the owner ending normally stops us
+    while _alive(server):
+        if os.getppid() != owner or not _alive(owner):
+            try:
+                os.kill(server, signal.SIGTERM)
+                deadline = time.monotonic() + 5
+                while _alive(server) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                if _alive(server):
+                    os.kill(server, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            return 0
+        time.sleep(interval)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(watch(int(sys.argv[1]), int(sys.argv[2])))
