@@ -241,8 +241,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors about the user's input (data, sources): one clear message, no traceback."""
     from mynn.data import DataFormatError
     from mynn.fetch import FetchError
+    from tracking.runs import ResumeError
 
-    return (DataFormatError, FetchError)
+    return (DataFormatError, FetchError, ResumeError)
 
 
 class _NoTracebackFor:

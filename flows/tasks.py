@@ -31,7 +31,7 @@ from mynn.prepare import prepare
 from mynn.train import fit
 from tracking import evaluation as _evaluation
 from tracking import registry as _registry
-from tracking.runs import (EpochLogger, latest_checkpoint, log_dataset, log_missing_checkpoint_metrics, log_params,
+from tracking.runs import (EpochLogger, ResumeError, check_checkpoints, log_dataset, log_missing_checkpoint_metrics, log_params,
                            logged_history, now_ms)
 from tracking.store import run_ui_url
 
@@ -149,7 +149,7 @@ def log_data(data: PreparedData, downloaded: Downloaded, tracking_uri: str, run_
     logged = client.get_run(run_id).data.params  # a resumed run: its data must be the same bytes
     for key, now in (("train_digest", data.train_digest), ("test_digest", data.test_digest)):
         if logged.get(key) not in (None, now):
-            raise ValueError(f"run {run_id} was trained on data with {key} {logged[key]}, but the source "
+            raise ResumeError(f"run {run_id} was trained on data with {key} {logged[key]}, but the source "
                              f"{data.source} now gives {now}: a run resumes only on the data it started with")
     log_params(client, run_id, {"source": data.source, "train_digest": data.train_digest,
                                 "test_digest": data.test_digest, "train_records": data.train_records,
@@ -180,18 +180,12 @@ def train(data: PreparedData, config: NetworkConfig, tracking_uri: str, run_id: 
     ckpt_dir = out / "checkpoints"
     train_ds, test_ds = load_npy(data.train_dir), load_npy(data.test_dir)
     network, start = None, 0
-    found = latest_checkpoint(ckpt_dir)
-    logged = [h["epoch"] for h in logged_history(client, run_id)]
-    if logged and (found is None or found[0] < max(logged)):
-        have = "no checkpoint" if found is None else f"checkpoints only up to epoch {found[0]}"
-        raise ValueError(f"run {run_id} has epochs up to {max(logged)} logged but {have} in {ckpt_dir} "
-                         f"(MYNN_RUNS_DIR {paths.runs_dir()}): it cannot continue where it stopped. "
-                         "Resume it with the MYNN_RUNS_DIR it was trained with, or start a new run")
+    found = check_checkpoints(client, run_id, ckpt_dir)
     if found is not None:
         start, path = found
         network = Network.load(path)
         if dataclasses.replace(network.config, epochs=config.epochs) != config:
-            raise ValueError(f"checkpoint {path} holds a network of {network.config.run_name()}, not of "
+            raise ResumeError(f"checkpoint {path} holds a network of {network.config.run_name()}, not of "
                              f"{config.run_name()}: not a checkpoint of this run")
         log.info(f"resuming from checkpoint {path} (epoch {start} of {config.epochs})")
         client.set_tag(run_id, "mynn.resumed_from_epoch", str(start))

@@ -18,7 +18,8 @@ from pydantic import Field
 from flows import tasks
 from flows.params import Alias, ExperimentName, ModelName, TrainConfig, to_network_config
 from mynn.fetch import redact_url
-from tracking.runs import (TAG_PREFECT_FLOW_RUN_ID, owner_tags, TAG_PREFECT_FLOW_RUN_URL, closing_run, interrupted_run_of_flow_run,
+from mynn import paths
+from tracking.runs import (TAG_PREFECT_FLOW_RUN_ID, check_checkpoints, owner_tags, TAG_PREFECT_FLOW_RUN_URL, closing_run, interrupted_run_of_flow_run,
                            reopen_run, start_run)
 from tracking.store import DEFAULT_EXPERIMENT, ensure_experiment, run_ui_url, tracking_uri
 
@@ -69,6 +70,7 @@ def train_flow(
         # a restarted (retried or rescheduled) flow run continues its own interrupted MLflow run
         resume = resume or interrupted_run_of_flow_run(client, experiment_id, str(flow_run.id))
     if resume:
+        check_checkpoints(client, resume, paths.runs_dir() / resume / "checkpoints")  # before it is reopened
         run_id = reopen_run(client, resume, cfg, tags)
         log.info(f"resuming MLflow run {run_id} ({cfg.run_name()}) from its last checkpoint")
     else:

@@ -114,6 +114,26 @@ def start_run(client: MlflowClient, experiment_id: str, config: NetworkConfig, *
     return run_id
 
 
+class ResumeError(ValueError):
+    """A run cannot be resumed (finished, another config, still trained, checkpoints gone)."""
+
+
+def check_checkpoints(client: MlflowClient, run_id: str, checkpoint_dir: Path) -> tuple[int, Path] | None:
+    """The run's last checkpoint (epoch, path), or None for a run that logged no epoch yet.
+
+    Refuses (:class:`ResumeError`) a run whose logged epochs are not all covered by
+    checkpoints in ``checkpoint_dir`` (another ``MYNN_RUNS_DIR``, or deleted): training would
+    silently start again from scratch in the same run."""
+    found = latest_checkpoint(checkpoint_dir)
+    logged = [m.step for m in client.get_metric_history(run_id, "train_mse")]
+    if logged and (found is None or found[0] < max(logged)):
+        have = "no checkpoint" if found is None else f"checkpoints only up to epoch {found[0]}"
+        raise ResumeError(f"run {run_id} has epochs up to {max(logged)} logged but {have} in {checkpoint_dir}: "
+                          "it cannot continue where it stopped. Resume it with the MYNN_RUNS_DIR it was "
+                          "trained with, or start a new run")
+    return found
+
+
 def reopen_run(client: MlflowClient, run_id: str, config: NetworkConfig, tags: dict[str, str]) -> str:
     """Set an interrupted run (KILLED, FAILED or left RUNNING) of the same config running again.
 
@@ -125,19 +145,19 @@ def reopen_run(client: MlflowClient, run_id: str, config: NetworkConfig, tags: d
     """
     run = client.get_run(run_id)
     if run.info.status == "FINISHED":
-        raise ValueError(f"run {run_id} finished already; nothing to resume")
+        raise ResumeError(f"run {run_id} finished already; nothing to resume")
     for name, value in config.to_dict().items():
         if run.data.params.get(name) != str(value):
-            raise ValueError(f"run {run_id} has {name}={run.data.params.get(name)!r}, not {value!r}: "
+            raise ResumeError(f"run {run_id} has {name}={run.data.params.get(name)!r}, not {value!r}: "
                              "resume it with its own config")
     if run.info.status == "RUNNING":
         t = run.data.tags
         state = owner_state(t)
         if state == "alive":
-            raise ValueError(f"run {run_id} is still being trained by process {t.get(TAG_PID)} on this host: "
+            raise ResumeError(f"run {run_id} is still being trained by process {t.get(TAG_PID)} on this host: "
                              "wait for it to end, or stop it, before resuming it")
         if state == "unknown" and t.get(TAG_HOST) and t.get(TAG_HOST) != socket.gethostname():
-            raise ValueError(f"run {run_id} is RUNNING in process {t.get(TAG_PID)} on host {t.get(TAG_HOST)}, "
+            raise ResumeError(f"run {run_id} is RUNNING in process {t.get(TAG_PID)} on host {t.get(TAG_HOST)}, "
                              "which cannot be checked from here: if that process is gone, close the run "
                              "(mynn reconcile on that host, or mark it FAILED), then resume it")
     old = run.data.tags.get(TAG_PREFECT_FLOW_RUN_ID)

@@ -1,0 +1,217 @@
+"""Reliability round two, cases 1, 2 and 9: a run's life when its process is killed, when two
+processes want it, and when its checkpoints are gone. Everything goes through the ``mynn``
+command against a real SQLite store; Prefect is either the command's own temporary server
+(the default set-up: no PREFECT_API_URL, an empty home) or a real server (the session's).
+
+1. ``kill -9`` mid-run, then ``mynn reconcile``: the run is closed FAILED, its flow run is
+   marked CRASHED, and the temporary Prefect server the command had started does not outlive it.
+2. ``--resume`` of a run that a live process is still training is refused; that process
+   finishes alone (one metric point per epoch, one model version).
+9. ``--resume`` where the run's checkpoints are not (another ``MYNN_RUNS_DIR``) is refused
+   before the run is touched; with them, the resumed run ends FINISHED, its earlier failure
+   moves to ``mynn.previous_failure``, and ``training_seconds`` covers every epoch.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from mynn import paths
+
+psutil = pytest.importorskip("psutil")
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "PREFECT_"))}
+    env.update(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}", MYNN_CACHE_DIR=str(tmp_path / "cache"),
+               MYNN_RUNS_DIR=str(tmp_path / "runs"), DO_NOT_TRACK="true", MLFLOW_DISABLE_TELEMETRY="true",
+               PREFECT_SERVER_ANALYTICS_ENABLED="false", **extra)
+    return env
+
+
+def _mynn(args: list[str], env: dict[str, str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "flows.cli", *args], env=env, capture_output=True, text=True,
+                          cwd=paths.PROJECT_ROOT, timeout=kw.pop("timeout", 300), **kw)
+
+
+def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "flows.cli", *args], env=env, cwd=paths.PROJECT_ROOT,
+                            stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+
+
+def _wait(predicate, timeout: float, what: str, log: Path | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = predicate()
+        if got:
+            return got
+        time.sleep(0.05)
+    raise TimeoutError(f"{what}" + ("" if log is None else ":\n" + log.read_text()[-3000:]))
+
+
+def _only_run(client: MlflowClient, experiment: str):
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id]) if exp else []
+    return runs[0] if len(runs) == 1 else None
+
+
+def _checkpoint(runs: Path, epoch: int):
+    found = list(runs.glob(f"*/checkpoints/epoch-{epoch:03d}.npz"))
+    return found[0] if found else None
+
+
+def _flow_run_state(env: dict[str, str], flow_run_id: str) -> str:
+    """The flow run's state type, read through a temporary server on the same Prefect home."""
+    code = ("from uuid import UUID\nfrom prefect.client.orchestration import get_client\n"
+            "from flows.local_server import temporary_prefect_server\n"
+            "with temporary_prefect_server():\n"
+            "    with get_client(sync_client=True) as c:\n"
+            f"        print('STATE', c.read_flow_run(UUID({flow_run_id!r})).state.type.value)\n")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         cwd=paths.PROJECT_ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return next(line.split()[1] for line in out.stdout.splitlines() if line.startswith("STATE"))
+
+
+def test_kill_9_in_the_default_set_up_then_reconcile_closes_the_run_and_its_flow_run(tmp_path):
+    """No PREFECT_API_URL and an empty home, as a newcomer runs it (case 1)."""
+    env = _env(tmp_path, HOME=str(tmp_path / "home"))
+    log = tmp_path / "train.log"
+    proc = _start(["train", "--epochs", "5"], env, log)  # the README's main job: H=200 on full MNIST
+    try:
+        ps = psutil.Process(proc.pid)
+        server = _wait(lambda: [c for c in ps.children(recursive=True)
+                                if "prefect.server.api.server:create_app" in " ".join(c.cmdline())],
+                       300, "no temporary Prefect server", log)[0]
+        _wait(lambda: _checkpoint(tmp_path / "runs", 2), 300, "no epoch 2", log)
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+        # the temporary server does not outlive its command
+        _wait(lambda: not server.is_running() or server.status() == psutil.STATUS_ZOMBIE, 15,
+              "the temporary Prefect server outlived its command")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    run = _only_run(client, "mynn")
+    assert run.info.status == "RUNNING"  # nobody could close it
+
+    out = _mynn(["reconcile"], env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "1 run(s) closed" in out.stdout and run.info.run_id in out.stdout, out.stdout
+    closed = client.get_run(run.info.run_id)
+    assert closed.info.status == "FAILED"
+    assert f"its process {proc.pid} on " in closed.data.tags["mynn.reconciled"]
+    assert _flow_run_state(env, closed.data.tags["prefect.flow_run_id"]) == "CRASHED"
+    again = _mynn(["reconcile"], env)
+    assert "0 run(s) closed" in again.stdout
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_kill_9_with_a_real_prefect_server_then_reconcile(tmp_path):
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    env = _env(tmp_path, PREFECT_API_URL=str(PREFECT_API_URL.value()))
+    log = tmp_path / "train.log"
+    proc = _start(["train", "--epochs", "5", "--hidden-nodes", "100", "--experiment", "k9"], env, log)
+    try:
+        _wait(lambda: _checkpoint(tmp_path / "runs", 2), 300, "no epoch 2", log)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    run = _only_run(client, "k9")
+    flow_run_id = run.data.tags["prefect.flow_run_id"]
+    with get_client(sync_client=True) as pc:
+        assert pc.read_flow_run(UUID(flow_run_id)).state.type.value == "RUNNING"  # nobody could end it
+    out = _mynn(["reconcile"], env)
+    assert out.returncode == 0 and "1 run(s) closed" in out.stdout, out.stdout + out.stderr[-3000:]
+    assert client.get_run(run.info.run_id).info.status == "FAILED"
+    with get_client(sync_client=True) as pc:
+        assert pc.read_flow_run(UUID(flow_run_id)).state.type.value == "CRASHED"
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_resume_of_a_run_that_a_live_process_trains_is_refused(tmp_path):
+    """Case 2."""
+    from prefect.settings import PREFECT_API_URL
+
+    env = _env(tmp_path, PREFECT_API_URL=str(PREFECT_API_URL.value()))
+    cfg = ["--hidden-nodes", "100", "--epochs", "40", "--experiment", "live", "--model-name", "live"]
+    log = tmp_path / "train.log"
+    proc = _start(["train", *cfg], env, log)
+    try:
+        _wait(lambda: _checkpoint(tmp_path / "runs", 1), 300, "no epoch 1", log)
+        client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+        run = _only_run(client, "live")
+        second = _mynn(["train", *cfg, "--resume", run.info.run_id], env)
+        assert proc.poll() is None, "the first process ended before the resume was tried: make it longer"
+        assert second.returncode == 1, second.stdout[-2000:] + second.stderr[-3000:]
+        assert f"run {run.info.run_id} is still being trained by process {proc.pid} on this host" in second.stderr
+        assert "Traceback" not in second.stderr
+        assert proc.wait(timeout=600) == 0, log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    done = client.get_run(run.info.run_id)
+    assert done.info.status == "FINISHED"
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "train_mse")) == list(range(1, 41))
+    registry = MlflowClient(env["MLFLOW_TRACKING_URI"], registry_uri=env["MLFLOW_TRACKING_URI"])
+    assert [str(v.version) for v in registry.search_model_versions("name = 'live'")] == ["1"]
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_resume_needs_the_runs_checkpoints_and_leaves_its_tags_and_totals_true(tmp_path):
+    """Case 9: SIGTERM after epoch 3 (the run ends KILLED), a resume from another runs folder
+    is refused and changes nothing, a resume with the checkpoints finishes the run."""
+    from prefect.settings import PREFECT_API_URL
+
+    env = _env(tmp_path, PREFECT_API_URL=str(PREFECT_API_URL.value()))
+    cfg = ["--hidden-nodes", "100", "--epochs", "10", "--experiment", "resume", "--model-name", "resume"]
+    log = tmp_path / "train.log"
+    proc = _start(["train", *cfg], env, log)
+    try:
+        _wait(lambda: _checkpoint(tmp_path / "runs", 3), 300, "no epoch 3", log)
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=60) != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    run_id = _only_run(client, "resume").info.run_id
+    killed = client.get_run(run_id)
+    assert killed.info.status == "KILLED" and killed.data.tags["mynn.failure"].startswith("KeyboardInterrupt")
+    steps = sorted(m.step for m in client.get_metric_history(run_id, "train_mse"))
+
+    elsewhere = {**env, "MYNN_RUNS_DIR": str(tmp_path / "other-runs")}
+    refused = _mynn(["train", *cfg, "--resume", run_id], elsewhere)
+    assert refused.returncode == 1
+    assert f"run {run_id} has epochs up to {steps[-1]} logged but no checkpoint in" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    after = client.get_run(run_id)
+    assert after.info.status == "KILLED" and after.data.tags == killed.data.tags  # untouched
+    assert sorted(m.step for m in client.get_metric_history(run_id, "train_mse")) == steps
+
+    resumed = _mynn(["train", *cfg, "--resume", run_id], env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    done = client.get_run(run_id)
+    assert done.info.status == "FINISHED"
+    assert "mynn.failure" not in done.data.tags
+    assert done.data.tags["mynn.previous_failure"] == killed.data.tags["mynn.failure"]
+    assert sorted(m.step for m in client.get_metric_history(run_id, "train_mse")) == list(range(1, 11))
+    epoch_seconds = {m.step: m.value for m in client.get_metric_history(run_id, "epoch_seconds")}
+    assert sorted(epoch_seconds) == list(range(1, 11))
+    assert done.data.metrics["training_seconds"] == pytest.approx(sum(epoch_seconds.values()), rel=1e-9)
+    assert done.data.metrics["records_per_s"] == pytest.approx(60000 * 10 / sum(epoch_seconds.values()), rel=1e-9)
