@@ -115,6 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--workers", type=int, default=2, help="parallel points of sweeps (default: 2)")
     srv.add_argument("--limit", type=int, default=None, help="at most this many flow runs at once")
 
+    sm = sub.add_parser("serve-model", help="serve a registered model over REST (MLflow's scoring API, strict input)",
+                        description="Answer MLflow's scoring API (/ping, /version, /invocations) for a registered "
+                                    "model, loaded from its weights only; refuses anything but whole numbers 0..255.")
+    sm.add_argument("--model-uri", default="models:/mynn@champion",
+                    help="models:/NAME@ALIAS or models:/NAME/VERSION (default: models:/mynn@champion)")
+    sm.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    sm.add_argument("--port", type=int, default=5001, help="port (default: 5001)")
+
     rec = sub.add_parser("reconcile", help="close MLflow runs left RUNNING by crashed or cancelled flow runs",
                          description="Find MLflow runs still RUNNING whose Prefect flow run ended badly "
                                      "(crashed, failed, cancelled or gone) and close them as FAILED or KILLED.")
@@ -157,6 +165,23 @@ def _reconcile(args: argparse.Namespace) -> int:
     for c in closed:
         print(f"{'would close' if args.dry_run else 'closed'} {c.run_id} ({c.run_name}) as {c.status}: {c.reason}")
     print(f"{len(closed)} run(s) {'to close' if args.dry_run else 'closed'}")
+    return 0
+
+
+def _serve_model(args: argparse.Namespace) -> int:
+    from tracking import serving
+    from tracking.store import check_reachable, tracking_uri
+
+    check_reachable(tracking_uri())
+    served = serving.load(args.model_uri)
+    httpd = serving.make_server(served, args.host, args.port)
+    print(f"serving {args.model_uri} (version {served.version}) on http://{args.host}:{httpd.server_port}", flush=True)
+    try:
+        httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        httpd.server_close()
     return 0
 
 
@@ -328,6 +353,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return _serve(parser, args)
     if args.command == "reconcile":
         return _reconcile(args)
+    if args.command == "serve-model":
+        return _serve_model(args)
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -12,11 +12,13 @@ files it was given, computed independently of the project's reader and cache:
 - the logged weights are those of training on exactly those arrays (bit for bit), and the
   logged ``performance`` is those weights' score on exactly that test set.
 
-The same sequence through the ``mynn`` command checks the two reproductions of the defect
-(a folder after the shipped data; a changed file) and one clear line for bad data.
+The ``mynn`` command is checked on the first reproduction of the defect (a folder after the
+shipped data is in the cache) and for one clear line about bad data; the changed file (the
+second reproduction) goes through the same code in the flow test.
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import io
@@ -49,11 +51,19 @@ def _lines(name: str, n: int) -> bytes:
 
 
 def _arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(pixels (n, 784), labels (n,)) uint8 read by numpy alone from a plain or gzipped CSV."""
+    """(pixels (n, 784), labels (n,)) uint8 read by pandas alone (not mynn's reader) from a
+    plain or gzipped CSV; remembered by the file's SHA-256."""
     raw = path.read_bytes()
+    return _parse(hashlib.sha256(raw).hexdigest(), raw)
+
+
+@functools.lru_cache(maxsize=8)
+def _parse(sha: str, raw: bytes) -> tuple[np.ndarray, np.ndarray]:
+    import pandas as pd
+
     if raw[:2] == b"\x1f\x8b":
         raw = gzip.decompress(raw)
-    table = np.loadtxt(io.BytesIO(raw), delimiter=",", dtype=np.uint8, ndmin=2)
+    table = pd.read_csv(io.BytesIO(raw), header=None, dtype=np.uint8).to_numpy()
     return np.ascontiguousarray(table[:, 1:]), np.ascontiguousarray(table[:, 0])
 
 
@@ -168,18 +178,12 @@ def test_the_command_trains_on_the_folder_it_is_given_after_the_shipped_data(cli
     second = _mynn(common + ["--source", str(own_data)], cli_env)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "cache hit" not in second.stderr and str(own_data / "mnist_train.csv") in second.stderr
-    change_one_pixel_keep_size_and_mtime(own_data / "mnist_train.csv")
-    third = _mynn(common + ["--source", str(own_data)], cli_env)
-    assert third.returncode == 0, third.stderr[-3000:]
-
     client = MlflowClient(tracking_env.uri)
     runs = sorted(client.search_runs([client.get_experiment_by_name("cli").experiment_id]),
                   key=lambda r: r.info.start_time)
-    assert len(runs) == 3
+    assert len(runs) == 2
     check_run(client, runs[0].info.run_id, SHIPPED / "mnist_train.csv.gz", SHIPPED / "mnist_test.csv.gz", tmp_path)
-    check_run(client, runs[2].info.run_id, own_data / "mnist_train.csv", own_data / "mnist_test.csv", tmp_path)
-    assert runs[1].data.params["train_file_sha256"] != runs[2].data.params["train_file_sha256"]
-    assert runs[1].data.params["train_digest"] != runs[2].data.params["train_digest"]
+    check_run(client, runs[1].info.run_id, own_data / "mnist_train.csv", own_data / "mnist_test.csv", tmp_path)
 
     # malformed rows in the folder: one clear line naming the user's file, line and value; no traceback
     lines = (own_data / "mnist_train.csv").read_bytes().splitlines(keepends=True)

@@ -198,3 +198,94 @@ def test_a_bad_request_gets_an_error_not_digits(server, body, why):
     assert 400 <= status < 600, answer
     assert isinstance(answer, dict) and "predictions" not in answer, answer
     assert answer.get("error_code") and why in json.dumps(answer), answer
+
+
+# ----------------------------------------------------------------------------- refusals (reliability round two, case 7)
+
+def _row_with(value) -> str:
+    """A JSON body of one row of 784 zeros with ``value`` (JSON text) as pixel 5."""
+    return '{"inputs": [[' + ",".join(["0"] * 5 + [value] + ["0"] * 778) + "]]}"
+
+
+def post_text(url: str, body: str, timeout: float = 30.0) -> tuple[int, str]:
+    req = urllib.request.Request(url, data=body.encode(), method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with OPENER.open(req, timeout=timeout) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+NOT_PIXELS = ["-1", "NaN", "Infinity", "null", "1e308", "255.5"]
+
+
+@pytest.mark.parametrize("value", NOT_PIXELS)
+def test_mlflow_models_serve_states_the_reason_without_a_trace_or_a_path(server, store, value):
+    status, text = post_text(f"{server}/invocations", _row_with(value))
+    assert status == 400, text
+    answer = json.loads(text)
+    assert "stack_trace" not in answer and "Traceback" not in text
+    assert "pixel values must be whole numbers in 0..255" in answer["message"], answer["message"]
+    _, root = store
+    for path in (str(root), sys.prefix, str(paths.PROJECT_ROOT)):
+        assert path not in text
+
+
+@pytest.fixture(scope="module")
+def strict_server(store, champion):
+    """``mynn serve-model`` of the champion on a free port, in its own session."""
+    uri, root = store
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env.update(MLFLOW_TRACKING_URI=uri, DO_NOT_TRACK="true", MLFLOW_DISABLE_TELEMETRY="true")
+    log = root / "serve-model.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "serve-model", "--model-uri",
+                                 f"models:/{MODEL}@champion", "--port", str(port)], env=env, cwd=root, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until_up(proc, base, log)
+        yield base
+    finally:
+        stop(proc)
+
+
+def test_mynn_serve_model_answers_what_the_network_predicts(strict_server, champion):
+    test = np.loadtxt(paths.data_dir() / "mnist_test_10.csv", delimiter=",", dtype=np.uint8)
+    pixels = test[:, 1:]
+    x = scale_inputs(pixels, champion.config.dtype)
+    rows = pixels.astype(int).tolist()
+    for body in ({"inputs": rows}, {"instances": rows}, {"dataframe_split": {"columns": list(range(784)), "data": rows}},
+                 {"dataframe_records": [{str(i): v for i, v in enumerate(r)} for r in rows]}):
+        status, answer = post_json(f"{strict_server}/invocations", body)
+        assert status == 200, answer
+        assert answer["model_version"] == "1"
+        digits = [p["digit"] for p in answer["predictions"]]
+        outputs = np.array([[p[f"output_{i}"] for i in range(10)] for p in answer["predictions"]])
+        assert digits == champion.predict(x).tolist()
+        np.testing.assert_array_equal(outputs, champion.query(x))
+    with OPENER.open(f"{strict_server}/version", timeout=10) as resp:
+        assert json.loads(resp.read())["model_version"] == "1"
+
+
+@pytest.mark.parametrize("value,says", [("-1", "-1 is outside 0..255"), ("NaN", "NaN is not a number"),
+                                        ("Infinity", "Infinity is not a number"), ("null", "null is not a number"),
+                                        ("1e308", "1e+308 is outside 0..255"), ("255.5", "255.5 is not a whole number"),
+                                        ("true", "true is not a number"), ('"12"', '"12" is not a number')])
+def test_mynn_serve_model_refuses_anything_but_pixel_numbers_saying_why(strict_server, store, value, says):
+    status, text = post_text(f"{strict_server}/invocations", _row_with(value))
+    assert status == 400, text
+    answer = json.loads(text)
+    assert set(answer) == {"error_code", "message"} and answer["error_code"] == "BAD_REQUEST"
+    assert answer["message"].startswith("row 0, pixel 5: ") and says in answer["message"], answer["message"]
+    _, root = store
+    assert str(root) not in text and sys.prefix not in text and "Traceback" not in text
+
+
+@pytest.mark.parametrize("body,says", [('{"inputs": [[1, 2, 3]]}', "row 0: expected 784 pixel values, got 3 values"),
+                                       ("[1, 2]", "must be a JSON object"), ("{", "the body is not JSON"),
+                                       ('{"rows": []}', "exactly one of the keys")])
+def test_mynn_serve_model_refuses_malformed_requests(strict_server, body, says):
+    status, text = post_text(f"{strict_server}/invocations", body)
+    assert status == 400 and says in json.loads(text)["message"], text

@@ -43,13 +43,25 @@ class MynnPyfunc:
         if rows.ndim == 1:
             rows = rows[None, :]
         if rows.ndim != 2 or rows.shape[1] != INPUT_NODES:
-            raise ValueError(f"mynn model: expected rows of {INPUT_NODES} pixel values, got shape {rows.shape}")
-        if not np.isfinite(rows).all() or rows.min(initial=0) < 0 or rows.max(initial=0) > 255:
-            raise ValueError("mynn model: pixel values must be finite numbers in 0..255")
+            raise _bad_input(f"mynn model: expected rows of {INPUT_NODES} pixel values, got shape {rows.shape}")
+        if not np.isfinite(rows).all() or rows.min(initial=0) < 0 or rows.max(initial=0) > 255 \
+                or not np.array_equal(rows, np.round(rows)):
+            bad = np.argwhere(~(np.isfinite(rows) & (rows >= 0) & (rows <= 255) & (rows == np.round(rows))))[0]
+            raise _bad_input(f"mynn model: row {bad[0]}, pixel {bad[1]} is {rows[tuple(bad)]!r}: pixel values must "
+                             "be whole numbers in 0..255")
         outputs = self.network.query(rows / 255.0 * 0.99 + 0.01)  # (n, 784) -> (n, 10)
         frame = pd.DataFrame(outputs.astype(np.float64), columns=OUTPUT_COLUMNS[1:])
         frame.insert(0, "digit", np.argmax(outputs, axis=1).astype(np.int64))
         return frame
+
+
+def _bad_input(message: str) -> Exception:
+    """An error MLflow's scoring server answers with HTTP 400 and this message, without a
+    stack trace (any other exception becomes a generic message with a trace)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+    return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
 
 
 def _load_pyfunc(data_path: str) -> MynnPyfunc:

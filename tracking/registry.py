@@ -239,67 +239,75 @@ def register(client: MlflowClient, run_id: str, model_name: str, model_uri: str,
     mv = client.create_model_version(model_name, source=model_uri, run_id=run_id, tags=tags)
     client.set_tag(run_id, "mynn.model_version", f"{model_name}/{mv.version}")
 
-    undecided = _wait_for_earlier_decisions(client, model_name, str(mv.version))
-    current = champion(client, model_name, alias)
-    champ_perf = test = None
-    data_tags: dict[str, str] = {}
-    champ_train = champ_test = None
-    if current is not None:
-        champ_train, champ_test = _data_of_version(client, current)
-        differs = [name for name, ours, theirs in (("train", train_digest, champ_train), ("test", test_digest, champ_test))
-                   if ours and theirs and ours != theirs]
-        data_tags = {"mynn.data_differs": ",".join(differs) or "no",
-                     "mynn.champion_train_digest": _fmt(champ_train), "mynn.champion_test_digest": _fmt(champ_test)}
-    if current is None:
-        promoted, reason = True, f"no '{alias}' yet"
-    elif data_tags["mynn.data_differs"] in ("test", "train,test"):
-        promoted = False
-        reason = (f"{alias} v{current.version} was trained and tested on other data (train {_short(champ_train)}, "
-                  f"test {_short(champ_test)}) than this version (train {_short(train_digest)}, test "
-                  f"{_short(test_digest)}): not a better model of the same data; not compared "
-                  f"(register it under another model name, or move the alias by hand if meant)")
-    else:
-        old_correct = _correct(load_version_network(client, model_name, current.version), test_pixels, test_labels)
-        champ_perf = float(np.mean(old_correct))
-        test = mcnemar(new_correct, old_correct)
-        m, new_n, old_n = len(test_labels), int(new_correct.sum()), int(old_correct.sum())
-        versus = (f"{alias} v{current.version} on the same {m} test records ({test_digest[:12]})")
-        counts = f"b={test.b}, c={test.c}, McNemar mid-p {test.p_value:.4g}"
-        if promotion == "at-least":
-            promoted = performance >= champ_perf
-            reason = (f"performance {performance:.4f} {'>=' if promoted else '<'} {champ_perf:.4f} of "
-                      f"{versus} (rule at-least; {counts})")
-        elif new_n <= old_n:
+    moved = False
+    try:
+        undecided = _wait_for_earlier_decisions(client, model_name, str(mv.version))
+        current = champion(client, model_name, alias)
+        champ_perf = test = None
+        data_tags: dict[str, str] = {}
+        champ_train = champ_test = None
+        if current is not None:
+            champ_train, champ_test = _data_of_version(client, current)
+            differs = [name for name, ours, theirs in (("train", train_digest, champ_train), ("test", test_digest, champ_test))
+                       if ours and theirs and ours != theirs]
+            data_tags = {"mynn.data_differs": ",".join(differs) or "no",
+                         "mynn.champion_train_digest": _fmt(champ_train), "mynn.champion_test_digest": _fmt(champ_test)}
+        if current is None:
+            promoted, reason = True, f"no '{alias}' yet"
+        elif data_tags["mynn.data_differs"] in ("test", "train,test"):
             promoted = False
-            reason = f"right on {new_n} records, not more than the {old_n} of {versus} ({counts})"
+            reason = (f"{alias} v{current.version} was trained and tested on other data (train {_short(champ_train)}, "
+                      f"test {_short(champ_test)}) than this version (train {_short(train_digest)}, test "
+                      f"{_short(test_digest)}): not a better model of the same data; not compared "
+                      f"(register it under another model name, or move the alias by hand if meant)")
         else:
-            promoted = test.p_value < alpha
-            reason = (f"right on {new_n} records vs {old_n} of {versus}; {counts} "
-                      f"{'<' if promoted else '>='} alpha {alpha:g}")
-    if current is not None and data_tags["mynn.data_differs"] == "train":
-        reason += (f"; note: trained on other training data ({_short(train_digest)}) than {alias} "
-                   f"v{current.version} ({_short(champ_train)}), compared on the same test set")
-    if undecided:
-        reason += f" (did not wait longer for undecided version(s) {', '.join(undecided)})"
-    if promoted:
-        client.set_registered_model_alias(model_name, alias, mv.version)
-    decision = "promoted" if promoted else "not promoted"
-    p_value = None if test is None else test.p_value
-    champ_version = None if current is None else str(current.version)
-    version_tags = {
-        "mynn.promotion": f"{decision}: {reason}", "rule": promotion, "alpha": _fmt(alpha),
-        "p_value": _fmt(p_value), "performance": f"{performance:.6f}",
-        "champion_version": _fmt(champ_version), "champion_performance": _fmt(champ_perf),
-        "mcnemar_b": _fmt(None if test is None else test.b), "mcnemar_c": _fmt(None if test is None else test.c),
-        **data_tags,
-    }
-    for key, value in version_tags.items():
-        client.set_model_version_tag(model_name, mv.version, key, value)
-    run_tags = {"mynn.promotion": f"{decision}: {reason}", "mynn.promotion_p_value": _fmt(p_value),
-                "mynn.champion_performance": _fmt(champ_perf), **data_tags}
-    ts = now_ms()
-    client.log_batch(run_id, tags=[RunTag(k, v) for k, v in run_tags.items()],
-                     metrics=[] if p_value is None else [Metric("promotion_p_value", p_value, ts, 0)])
+            old_correct = _correct(load_version_network(client, model_name, current.version), test_pixels, test_labels)
+            champ_perf = float(np.mean(old_correct))
+            test = mcnemar(new_correct, old_correct)
+            m, new_n, old_n = len(test_labels), int(new_correct.sum()), int(old_correct.sum())
+            versus = (f"{alias} v{current.version} on the same {m} test records ({test_digest[:12]})")
+            counts = f"b={test.b}, c={test.c}, McNemar mid-p {test.p_value:.4g}"
+            if promotion == "at-least":
+                promoted = performance >= champ_perf
+                reason = (f"performance {performance:.4f} {'>=' if promoted else '<'} {champ_perf:.4f} of "
+                          f"{versus} (rule at-least; {counts})")
+            elif new_n <= old_n:
+                promoted = False
+                reason = f"right on {new_n} records, not more than the {old_n} of {versus} ({counts})"
+            else:
+                promoted = test.p_value < alpha
+                reason = (f"right on {new_n} records vs {old_n} of {versus}; {counts} "
+                          f"{'<' if promoted else '>='} alpha {alpha:g}")
+        if current is not None and data_tags["mynn.data_differs"] == "train":
+            reason += (f"; note: trained on other training data ({_short(train_digest)}) than {alias} "
+                       f"v{current.version} ({_short(champ_train)}), compared on the same test set")
+        if undecided:
+            reason += f" (did not wait longer for undecided version(s) {', '.join(undecided)})"
+        if promoted:
+            client.set_registered_model_alias(model_name, alias, mv.version)
+            moved = True
+        decision = "promoted" if promoted else "not promoted"
+        p_value = None if test is None else test.p_value
+        champ_version = None if current is None else str(current.version)
+        version_tags = {
+            "mynn.promotion": f"{decision}: {reason}", "rule": promotion, "alpha": _fmt(alpha),
+            "p_value": _fmt(p_value), "performance": f"{performance:.6f}",
+            "champion_version": _fmt(champ_version), "champion_performance": _fmt(champ_perf),
+            "mcnemar_b": _fmt(None if test is None else test.b), "mcnemar_c": _fmt(None if test is None else test.c),
+            **data_tags,
+        }
+        for key, value in version_tags.items():
+            client.set_model_version_tag(model_name, mv.version, key, value)
+        run_tags = {"mynn.promotion": f"{decision}: {reason}", "mynn.promotion_p_value": _fmt(p_value),
+                    "mynn.champion_performance": _fmt(champ_perf), **data_tags}
+        ts = now_ms()
+        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in run_tags.items()],
+                         metrics=[] if p_value is None else [Metric("promotion_p_value", p_value, ts, 0)])
+    except BaseException:
+        client.delete_tag(run_id, "mynn.model_version")
+        if not moved:  # no version is left behind without a decision
+            client.delete_model_version(model_name, mv.version)
+        raise
     return Registration(model_name, str(mv.version), alias, promoted, reason, performance, champ_version,
                         champ_perf, p_value=p_value, b=None if test is None else test.b,
                         c=None if test is None else test.c, rule=promotion, alpha=alpha)

@@ -128,7 +128,7 @@ def test_register_refuses_a_reserved_alias_before_creating_a_version(tracking_en
 
 
 @pytest.mark.usefixtures("prefect_harness")
-@pytest.mark.parametrize("experiment", ["../../escape", "/tmp/mynn-absolute-experiment", "a/../../b"])
+@pytest.mark.parametrize("experiment", ["../../escape", "/tmp/mynn-absolute-experiment"])
 def test_an_experiment_name_never_chooses_where_artifacts_go(tracking_env, experiment):
     from flows.params import TrainConfig
 

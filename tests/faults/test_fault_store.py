@@ -13,7 +13,7 @@ from mlflow import MlflowClient
 
 from mynn import paths
 
-N = 4
+N = 3
 
 
 @pytest.mark.usefixtures("prefect_harness")
