@@ -40,11 +40,24 @@ def temporary_prefect_server(timeout: int = STARTUP_TIMEOUT_SECONDS) -> Iterator
                                 start_new_session=True)
     try:
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-            yield server.api_url
+            try:
+                yield server.api_url
+            finally:
+                _drain_prefect_workers()
     finally:
         server.stop()
         watchdog.terminate()
         watchdog.wait(timeout=10)
+
+
+def _drain_prefect_workers(timeout: float = 10) -> None:
+    """Send the logs and events Prefect still holds while the server is up: once it is stopped,
+    Prefect would try to send them at exit, to nobody, for more than a minute."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        worker.drain_all(timeout=timeout)
 
 
 def _alive(pid: int) -> bool:
