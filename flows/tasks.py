@@ -155,7 +155,10 @@ def log_data(data: PreparedData, downloaded: Downloaded, tracking_uri: str, run_
                                 "test_digest": data.test_digest, "train_records": data.train_records,
                                 "test_records": data.test_records, "data_verified": str(downloaded.verified).lower(),
                                 "train_file_sha256": downloaded.train_sha256,
-                                "test_file_sha256": downloaded.test_sha256})
+                                "test_file_sha256": downloaded.test_sha256,
+                                # (MLflow keeps one dataset entity per name and digest in an experiment,
+                                # so the dataset's source is where it was first seen; these are this run's)
+                                "train_file": downloaded.train_origin, "test_file": downloaded.test_origin})
     for ctx, name, digest, n, path, origin in (
             ("training", data.train_known_as or "train", data.train_digest, data.train_records, downloaded.train_path,
              downloaded.train_origin),

@@ -2,8 +2,9 @@
 
 One cache, one MLflow store and one Prefect server across several different runs, the way a
 user's machine fills up: the shipped MNIST, then a folder of the user's own data, then that
-folder with one pixel changed (same size, mtime set back), then the shipped subsets, then
-gzipped data in the folder. After every run, what the run recorded is checked against the
+folder with one pixel changed (same size, mtime set back, as a file:// URL), then the shipped
+subsets, then gzipped data in the folder, then that folder over http, then other bytes at the
+same URL, then the shipped MNIST again. After every run, what the run recorded is checked against the
 files it was given, computed independently of the project's reader and cache:
 
 - ``train_file_sha256`` / ``test_file_sha256`` are the SHA-256 of the source's bytes now;
@@ -22,7 +23,6 @@ import functools
 import gzip
 import hashlib
 import io
-import json
 import os
 import subprocess
 import sys
@@ -33,6 +33,7 @@ import pytest
 from mlflow import MlflowClient
 
 from flows.params import TrainConfig
+from httpserver import start_http
 from flows.train_flow import train_flow
 from mynn import paths
 from mynn.config import NetworkConfig
@@ -71,8 +72,10 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def check_run(client: MlflowClient, run_id: str, train_file: Path, test_file: Path, tmp: Path) -> float:
-    """Assert the run recorded and used exactly these files; return its performance."""
+def check_run(client: MlflowClient, run_id: str, train_file: Path, test_file: Path, tmp: Path,
+              origins: tuple[str, str] | None = None) -> float:
+    """Assert the run recorded and used exactly these files (known to the user as ``origins``,
+    default their paths); return its performance."""
     run = client.get_run(run_id)
     params, metrics = run.data.params, run.data.metrics
     assert run.info.status == "FINISHED"
@@ -82,8 +85,7 @@ def check_run(client: MlflowClient, run_id: str, train_file: Path, test_file: Pa
     assert params["train_digest"] == Dataset(trl, trp).digest
     assert params["test_digest"] == Dataset(tel, tep).digest
     assert params["train_records"] == str(len(trl)) and params["test_records"] == str(len(tel))
-    sources = {i.dataset.name: json.loads(i.dataset.source)["uri"] for i in run.inputs.dataset_inputs}
-    assert str(train_file) in sources.values() and str(test_file) in sources.values()
+    assert (params["train_file"], params["test_file"]) == (origins or (str(train_file), str(test_file)))
     cfg = NetworkConfig(**CONFIG)
     expected, _ = fit(cfg, trp, trl)
     got = Network.load(client.download_artifacts(run_id, "weights.npz", str(tmp / run_id)))
@@ -142,6 +144,22 @@ def test_runs_sharing_one_cache_and_store_each_record_their_own_data(tracking_en
     (own_data / "mnist_train.csv.gz").write_bytes(gzip.compress(_lines("mnist_train.csv.gz", 800), mtime=0))
     (own_data / "mnist_test.csv.gz").write_bytes(gzip.compress(_lines("mnist_test.csv.gz", 300), mtime=0))
     check_run(client, run(str(own_data)), own_data / "mnist_train.csv.gz", own_data / "mnist_test.csv.gz", tmp_path)
+
+    # the same folder over http: the URL's bytes now; then other bytes at the same URL
+    state, stop = start_http()
+    try:
+        state.serve_folder(own_data)
+        urls = (state.base + "mnist_train.csv.gz", state.base + "mnist_test.csv.gz")
+        check_run(client, run(state.base), own_data / "mnist_train.csv.gz", own_data / "mnist_test.csv.gz", tmp_path,
+                  urls)
+        served = tmp_path / "served"
+        served.mkdir()
+        (served / "mnist_train.csv.gz").write_bytes(gzip.compress(_lines("mnist_train.csv.gz", 900), mtime=0))
+        (served / "mnist_test.csv.gz").write_bytes((own_data / "mnist_test.csv.gz").read_bytes())
+        state.files["/mnist_train.csv.gz"] = (served / "mnist_train.csv.gz").read_bytes()
+        check_run(client, run(state.base), served / "mnist_train.csv.gz", served / "mnist_test.csv.gz", tmp_path, urls)
+    finally:
+        stop()
 
     # and the shipped data once more: still right, whatever the cache holds now
     assert check_run(client, run("shipped"), SHIPPED / "mnist_train.csv.gz", SHIPPED / "mnist_test.csv.gz",

@@ -67,17 +67,15 @@ def _checkpoint(runs: Path, epoch: int):
     return found[0] if found else None
 
 
-def _flow_run_state(env: dict[str, str], flow_run_id: str) -> str:
-    """The flow run's state type, read through a temporary server on the same Prefect home."""
-    code = ("from uuid import UUID\nfrom prefect.client.orchestration import get_client\n"
-            "from flows.local_server import temporary_prefect_server\n"
-            "with temporary_prefect_server():\n"
-            "    with get_client(sync_client=True) as c:\n"
-            f"        print('STATE', c.read_flow_run(UUID({flow_run_id!r})).state.type.value)\n")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         cwd=paths.PROJECT_ROOT, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return next(line.split()[1] for line in out.stdout.splitlines() if line.startswith("STATE"))
+def _flow_run_state(prefect_home: Path, flow_run_id: str) -> str:
+    """The flow run's state type, read from the Prefect database that the command's temporary
+    server used (``PREFECT_HOME/prefect.db``, SQLite): the record itself, no server needed."""
+    import sqlite3
+
+    with sqlite3.connect(f"file:{prefect_home / 'prefect.db'}?mode=ro", uri=True) as db:
+        row = db.execute("SELECT state_type FROM flow_run WHERE id = ?", (flow_run_id,)).fetchone()
+    assert row is not None, f"no flow run {flow_run_id} in {prefect_home / 'prefect.db'}"
+    return row[0]
 
 
 def test_kill_9_in_the_default_set_up_then_reconcile_closes_the_run_and_its_flow_run(tmp_path):
@@ -109,7 +107,7 @@ def test_kill_9_in_the_default_set_up_then_reconcile_closes_the_run_and_its_flow
     closed = client.get_run(run.info.run_id)
     assert closed.info.status == "FAILED"
     assert f"its process {proc.pid} on " in closed.data.tags["mynn.reconciled"]
-    assert _flow_run_state(env, closed.data.tags["prefect.flow_run_id"]) == "CRASHED"
+    assert _flow_run_state(tmp_path / "home" / ".prefect", closed.data.tags["prefect.flow_run_id"]) == "CRASHED"
 
 
 @pytest.mark.usefixtures("prefect_harness")
