@@ -4,9 +4,11 @@
     mynn sweep --hidden-nodes 50 100 --learning-rate 0.1 0.3 --seed 0 1 2 [--workers 2]
     mynn reproduce [--seeds 5] [--quick] [--workers 2 | --dask-address tcp://HOST:PORT]
     mynn compare --experiment mynn-sweeps --metric performance --param learning_rate --out plot.png
+    mynn reconcile | serve | serve-model
 
-Without ``PREFECT_API_URL`` Prefect starts a temporary local server for the run; without
-``MLFLOW_TRACKING_URI`` runs go to ``sqlite:///<project>/mlflow.db``.
+Without ``PREFECT_API_URL`` each command starts a temporary local Prefect server for itself
+(:mod:`flows.local_server`: a generous start-up limit, stopped with the command even after
+``kill -9``); without ``MLFLOW_TRACKING_URI`` runs go to ``sqlite:///<project>/mlflow.db``.
 """
 from __future__ import annotations
 
@@ -21,10 +23,7 @@ from mynn.config import NetworkConfig
 
 TELEMETRY_OFF = {"DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true",
                  "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-# Prefect's temporary server creates its database on the first run in an empty home: about
-# 20 s on 2 cores, which is Prefect's default start-up limit, so a newcomer's first command
-# timed out. The limit only bounds a hung start; a slow first start must not fail.
-PREFECT_STARTUP = {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "600"}
+
 # A tracking server that goes away mid-run: retry with backoff for a bounded time (about
 # 1 + 2 + 4 s of backoff, 20 s per request at most), then fail, instead of MLflow's minutes.
 MLFLOW_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
@@ -298,7 +297,7 @@ def _quiet_user_error_tracebacks() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    for key, value in {**TELEMETRY_OFF, **MLFLOW_RETRIES, **PREFECT_STARTUP}.items():
+    for key, value in {**TELEMETRY_OFF, **MLFLOW_RETRIES}.items():
         os.environ.setdefault(key, value)
     parser = build_parser()
     args = parser.parse_args(argv)
