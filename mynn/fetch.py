@@ -66,6 +66,7 @@ __all__ = [
     "known_digests",
     "redact_url",
     "resolve_source",
+    "sha256_file",
 ]
 
 Split = Literal["train", "test"]
@@ -385,7 +386,8 @@ def _inside(cache: Path, path: Path) -> Path:
     return path
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -398,7 +400,7 @@ def _cached(cache: Path, name: str, digest: str) -> Path | None:
     A corrupt copy is removed."""
     path = _inside(cache, cache / "files" / digest / name)
     try:
-        if path.is_file() and not path.is_symlink() and _sha256_file(path) == digest:
+        if path.is_file() and not path.is_symlink() and sha256_file(path) == digest:
             return path
     except OSError:
         pass

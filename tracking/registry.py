@@ -15,7 +15,6 @@ ones before it.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 import time
@@ -29,6 +28,7 @@ from mlflow.entities import Metric, RunTag
 from mlflow.exceptions import MlflowException
 
 from mynn.data import scale_inputs
+from mynn.fetch import sha256_file
 from mynn.network import Network
 from mynn.stats import mcnemar
 from tracking import flavour
@@ -105,21 +105,12 @@ def _network_of_run(client: MlflowClient, run_id: str, weights_sha256: str | Non
         data = Model.load(str(local)).flavors["python_function"]["data"]
         weights = local / data / flavour.WEIGHTS_FILE
         if weights_sha256 is not None:
-            got = file_sha256(weights)
+            got = sha256_file(weights)
             if got != weights_sha256:
                 raise ValueError(f"{what or 'run ' + run_id}: its weights ({MODEL_ARTIFACT}/{data}/"
                                  f"{flavour.WEIGHTS_FILE} of run {run_id}) have sha256 {got}, not the "
                                  f"{weights_sha256} recorded when it was registered: refusing to use them")
         return Network.load(weights)
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _data_of_version(client: MlflowClient, mv) -> tuple[str | None, str | None]:
@@ -233,7 +224,7 @@ def register(client: MlflowClient, run_id: str, model_name: str, model_uri: str,
     if train_digest:
         tags["train_digest"] = train_digest
     if network is not None and not isinstance(network, Network):
-        tags[TAG_WEIGHTS_SHA256] = file_sha256(network)
+        tags[TAG_WEIGHTS_SHA256] = sha256_file(network)
     if run_url:
         tags["mynn.run_url"] = run_url
     mv = client.create_model_version(model_name, source=model_uri, run_id=run_id, tags=tags)
