@@ -17,10 +17,10 @@ from pydantic import Field
 
 from flows import tasks
 from flows.params import Alias, ExperimentName, ModelName, TrainConfig, to_network_config
-from mynn.fetch import redact_url
 from mynn import paths
-from tracking.runs import (TAG_PREFECT_FLOW_RUN_ID, check_checkpoints, owner_tags, TAG_PREFECT_FLOW_RUN_URL, closing_run, interrupted_run_of_flow_run,
-                           reopen_run, start_run)
+from mynn.fetch import redact_url
+from tracking.runs import (TAG_PREFECT_FLOW_RUN_ID, TAG_PREFECT_FLOW_RUN_URL, check_checkpoints, closing_run,
+                           interrupted_run_of_flow_run, reopen_run, start_run)
 from tracking.store import DEFAULT_EXPERIMENT, ensure_experiment, run_ui_url, tracking_uri
 
 
@@ -62,7 +62,7 @@ def train_flow(
     cfg = to_network_config(config)
     uri = tracking_uri()
     client, experiment_id = ensure_experiment(uri, experiment)  # fails fast, naming the address
-    tags = owner_tags()  # lets reconcile, a resume (or a test) find the process
+    tags: dict[str, str] = {}  # (start_run and reopen_run add the owner: pid, host, start time)
     if flow_run.id:
         tags[TAG_PREFECT_FLOW_RUN_ID] = str(flow_run.id)
         if flow_run.ui_url:
