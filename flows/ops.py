@@ -16,13 +16,16 @@ anything runs.
 from __future__ import annotations
 
 from typing import Annotated
+from uuid import UUID
 
-from mlflow import MlflowClient
 from prefect import flow, get_run_logger
+from prefect.client.orchestration import get_client
+from prefect.exceptions import ObjectNotFound
+from prefect.states import Crashed
 from pydantic import Field
 
-from tracking.reconcile import prefect_mark_crashed, prefect_state_lookup, reconcile
-from tracking.store import check_reachable, tracking_uri
+from tracking.reconcile import Closed, reconcile
+from tracking.store import tracking_uri
 
 DEFAULT_RETRAIN_CRON = "0 3 * * 1"  # Mondays 03:00
 RECONCILE_EVERY_SECONDS = 600
@@ -31,9 +34,7 @@ RECONCILE_EVERY_SECONDS = 600
 @flow(name="mynn-reconcile")
 def reconcile_flow(dry_run: Annotated[bool, Field(description="Only list what would be closed")] = False) -> list[dict]:
     """Close MLflow runs left RUNNING by flow runs that crashed, failed or were cancelled."""
-    uri = tracking_uri()
-    check_reachable(uri)
-    closed = reconcile(MlflowClient(uri), prefect_state_lookup(), dry_run=dry_run, mark_crashed=prefect_mark_crashed())
+    closed = reconcile_runs(dry_run)
     log = get_run_logger()
     for c in closed:
         log.info(f"{'would close' if dry_run else 'closed'} run {c.run_id} ({c.run_name}) as {c.status}: {c.reason}")
@@ -41,10 +42,36 @@ def reconcile_flow(dry_run: Annotated[bool, Field(description="Only list what wo
     return [c.__dict__ for c in closed]
 
 
+def flow_run_state(flow_run_id: str) -> str | None:
+    """The state type of a flow run in the current Prefect API ("CRASHED", ...); None if it does not exist."""
+    try:
+        uuid = UUID(flow_run_id)
+    except ValueError:
+        return None
+    with get_client(sync_client=True) as prefect:
+        try:
+            fr = prefect.read_flow_run(uuid)
+        except ObjectNotFound:
+            return None
+    return fr.state.type.value if fr.state else None
+
+
+def mark_crashed(flow_run_id: str, message: str) -> None:
+    """Set a flow run whose process is gone to CRASHED."""
+    with get_client(sync_client=True) as prefect:
+        prefect.set_flow_run_state(UUID(flow_run_id), Crashed(message=message), force=True)
+
+
+def reconcile_runs(dry_run: bool = False) -> list[Closed]:
+    """tracking.reconcile on the tracking store, with flow-run states from the current Prefect API."""
+    return reconcile(tracking_uri(), flow_run_state, dry_run=dry_run, mark_crashed=mark_crashed)
+
+
 def deployments(retrain_cron: str | None = DEFAULT_RETRAIN_CRON, source: str = "shipped", workers: int = 2):
     """The RunnerDeployments that ``mynn serve`` serves."""
     from flows.reproduce import reproduce_flow
-    from flows.sweep_flow import sweep_flow, task_runner
+    from flows.runners import task_runner
+    from flows.sweep_flow import sweep_flow
     from flows.train_flow import train_flow
 
     return [
@@ -61,6 +88,18 @@ def deployments(retrain_cron: str | None = DEFAULT_RETRAIN_CRON, source: str = "
         reconcile_flow.to_deployment(name="reconcile", interval=RECONCILE_EVERY_SECONDS, tags=["mynn"],
                                      description="Close MLflow runs whose flow run ended badly."),
     ]
+
+
+def check_cron(cron: str | None) -> None:
+    """ValueError unless ``cron`` (if given) is a cron expression Prefect accepts."""
+    from prefect.client.schemas.schedules import CronSchedule
+    from pydantic import ValidationError
+
+    if cron is not None:
+        try:
+            CronSchedule(cron=cron)
+        except ValidationError as exc:
+            raise ValueError(f"{cron!r} is not a cron expression ({exc.errors()[0]['msg']})") from None
 
 
 def serve(retrain_cron: str | None = DEFAULT_RETRAIN_CRON, source: str = "shipped", workers: int = 2,

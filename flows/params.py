@@ -1,17 +1,19 @@
 """Flow parameters typed with pydantic, so the Prefect UI builds a form with bounds.
 
-``TrainConfig`` is generated from :class:`mynn.config.NetworkConfig` (the one typed config):
-the same fields, defaults, descriptions and bounds, so the two cannot drift apart.
+``TrainConfig`` (one value per field) and ``SweepGrid`` (a list of values per field) are both
+generated from :class:`mynn.config.NetworkConfig`, the one typed config: the same fields,
+defaults, descriptions and bounds, so they cannot drift apart. The promotion rule and ``alpha``
+take their names and bounds from :mod:`mynn.promotion`.
 """
 from __future__ import annotations
 
 import dataclasses
 import typing
-
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
+from mynn import promotion
 from mynn.config import NetworkConfig
 from tracking.names import ALIAS_PATTERN, MODEL_NAME_PATTERN, check_alias, check_experiment_name, check_model_name
 
@@ -21,25 +23,35 @@ ModelName = Annotated[str, Field(min_length=1, max_length=200, pattern=MODEL_NAM
                       AfterValidator(check_model_name)]
 Alias = Annotated[str, Field(min_length=1, max_length=100, pattern=ALIAS_PATTERN), AfterValidator(check_alias)]
 ExperimentName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(check_experiment_name)]
+Promotion = Literal[promotion.RULES]  # type: ignore[valid-type]
+Alpha = Annotated[float, Field(gt=promotion.ALPHA_GT, lt=promotion.ALPHA_LT,
+                               description="Significance level of the mcnemar rule")]
 
 
-def _pydantic_fields() -> dict[str, tuple[object, object]]:
+def _fields(many: bool) -> dict[str, tuple[object, object]]:
+    """One pydantic field per NetworkConfig field; with ``many``, a list of values (a grid)."""
     hints = typing.get_type_hints(NetworkConfig)
     fields: dict[str, tuple[object, object]] = {}
     for f in dataclasses.fields(NetworkConfig):
         bounds = {k: v for k, v in f.metadata.items() if k in ("ge", "gt", "le", "lt")}
         title = f.name.replace("_", " ").capitalize()
-        fields[f.name] = (hints[f.name], Field(default=f.default, title=title,
-                                               description=f.metadata["doc"], **bounds))
+        if many:
+            item = Annotated[hints[f.name], Field(**bounds)] if bounds else hints[f.name]
+            fields[f.name] = (list[item], Field(default=[f.default], min_length=1, max_length=100, title=title,
+                                                description=f"Values to try. {f.metadata['doc']}"))
+        else:
+            fields[f.name] = (hints[f.name], Field(default=f.default, title=title, description=f.metadata["doc"],
+                                                   **bounds))
     return fields
 
 
 TrainConfig: type[BaseModel] = create_model(
-    "TrainConfig",
-    __config__=ConfigDict(extra="forbid", title="Network and training"),
-    __doc__="The network and its training (mynn.config.NetworkConfig).",
-    **_pydantic_fields(),
-)
+    "TrainConfig", __config__=ConfigDict(extra="forbid", title="Network and training"),
+    __doc__="The network and its training (mynn.config.NetworkConfig).", **_fields(many=False))
+
+SweepGrid: type[BaseModel] = create_model(
+    "SweepGrid", __config__=ConfigDict(extra="forbid", title="Grid"),
+    __doc__="Lists of values per config field; the sweep runs every combination.", **_fields(many=True))
 
 
 def to_network_config(config: BaseModel | dict | NetworkConfig | None) -> NetworkConfig:
@@ -52,3 +64,7 @@ def to_network_config(config: BaseModel | dict | NetworkConfig | None) -> Networ
         config = TrainConfig(**config)
     return NetworkConfig(**config.model_dump())
 
+
+def grid_values(grid: BaseModel | dict) -> dict[str, list]:
+    """The grid as {field: [values]}, validated."""
+    return (grid if isinstance(grid, BaseModel) else SweepGrid(**grid)).model_dump()

@@ -2,27 +2,27 @@
 
 One parent run ("reproduce"), one child per point (learning rates, two epoch curves, hidden
 nodes on full MNIST; the 100/10 small-data run), points shared between experiments trained
-once, the epoch curves taken from one 10-epoch training per seed and learning rate.
+once, the epoch curves taken from one 10-epoch training per seed and learning rate. The book's
+table and the points it needs are in :mod:`mynn.experiments`.
 """
 from __future__ import annotations
 
-import tempfile
 import time
-from pathlib import Path
 from typing import Annotated
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.task_runners import ProcessPoolTaskRunner
 from pydantic import Field
 
+from flows import artifacts
 from flows.params import ExperimentName
-from flows.sweep_flow import DEFAULT_WORKERS, log_sweep_summary, prepare_data, run_points, start_parent
+from flows.runners import DEFAULT_WORKERS
+from flows.sweeping import prepare_data, run_points, start_sweep
+from mynn.experiments import book_points
 from mynn.fetch import redact_url
-from mynn.grid import code_version
-from tracking import report
-from tracking.runs import closing_run
-from tracking.store import ensure_experiment, run_ui_url, tracking_uri
+from tracking.runs import closing_run, log_metrics
+from tracking.store import ensure_experiment, tracking_uri
+from tracking.sweep_summary import log_report, log_summary
 
 QUICK_TRAIN_RECORDS = 6000  # --quick: the first 6,000 training records ...
 QUICK_TEST_RECORDS = 1000  # ... and the first 1,000 test records
@@ -43,31 +43,27 @@ def reproduce_flow(
     if quick and seeds == 5:
         seeds = QUICK_SEEDS
     uri = tracking_uri()
-    client, experiment_id = ensure_experiment(uri, experiment)
+    _, experiment_id = ensure_experiment(uri, experiment)
     full = prepare_data(source, QUICK_TRAIN_RECORDS if quick else None, QUICK_TEST_RECORDS if quick else None)
     small = prepare_data(small_source)
-    points = report.book_points(list(range(seeds)), full.label)
+    points = book_points(list(range(seeds)), full.label)
+    n = sum(len(v) for v in points.values())
     name = f"reproduce-{seeds}seeds-{full.label}"
-    parent = start_parent(client, experiment_id, name, "reproduce", {
-        "seeds": seeds, "quick": quick, "source": redact_url(source), "data": full.label, "train_digest": full.train_digest,
-        "test_digest": full.test_digest, "small_train_digest": small.train_digest, "code_version": code_version(),
-        "points": sum(len(v) for v in points.values())})
-    url = run_ui_url(uri, experiment_id, parent)
-    log.info(f"{name}: {sum(len(v) for v in points.values())} points; parent run {parent}: {url}")
-    with closing_run(client, parent):
-        results = run_points(client, uri, experiment_id, parent, [(full, points[full.label]),
-                                                                  (small, points["small"])])
-        summary = log_sweep_summary(client, uri, experiment_id, parent, results, t0)
-        md = report.markdown(results, full.label, title=f"Reproducing the book: {seeds} seeds, data {full.label}")
-        with tempfile.TemporaryDirectory() as tmp:
-            (Path(tmp) / "report.md").write_text(md)
-            client.log_artifact(parent, str(Path(tmp) / "report.md"))
-            for png in report.draw_plots(results, Path(tmp) / "plots", full.label):
-                client.log_artifact(parent, str(png), "plots")
+    sweep, url = start_sweep(uri, experiment_id, name, "reproduce", full, {
+        "seeds": seeds, "quick": quick, "source": redact_url(source), "data": full.label,
+        "train_digest": full.train.digest, "test_digest": full.test.digest,
+        "small_train_digest": small.train.digest, "points": n})
+    small_sweep = sweep.with_data(small)
+    log.info(f"{name}: {n} points; parent run {sweep.parent_run_id}: {url}")
+    with closing_run(uri, sweep.parent_run_id):
+        results = run_points([(sweep, points[full.label]), (small_sweep, points["small"])])
+        summary = log_summary(uri, experiment_id, sweep.parent_run_id, results, t0)
+        md = log_report(uri, sweep.parent_run_id, results, full.label,
+                        title=f"Reproducing the book: {seeds} seeds, data {full.label}")
         wall = time.perf_counter() - t0
-        client.log_metric(parent, "wall_seconds", wall)
-    create_link_artifact(link=url, link_text=f"MLflow parent run {name}", key="mlflow-reproduce")
-    create_markdown_artifact(key="reproduce-report", markdown=md)
+        log_metrics(uri, sweep.parent_run_id, {"wall_seconds": wall})
+    artifacts.link(url, f"MLflow parent run {name}", key="mlflow-reproduce")
+    artifacts.markdown("reproduce-report", md)
+    summary.pop("summary_markdown")
     log.info(f"done in {wall:.1f} s, {summary['training_seconds_total']:.1f} s of it training (summed over workers)")
-    return {"parent_run_id": parent, "parent_url": url, "report": md, "wall_seconds": wall,
-            **{k: v for k, v in summary.items() if k != "summary_markdown"}}
+    return {"parent_run_id": sweep.parent_run_id, "parent_url": url, "report": md, **summary, "wall_seconds": wall}

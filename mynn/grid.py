@@ -13,7 +13,7 @@ import hashlib
 import itertools
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mynn.config import NetworkConfig
@@ -44,7 +44,7 @@ def expand(grid: Mapping[str, Sequence], base: NetworkConfig | None = None) -> l
 _CODE_FILES = ("config.py", "data.py", "kernels.py", "network.py", "reference.py", "train.py")
 
 
-def code_version() -> str:
+def code_digest() -> str:
     """SHA-256 (first 16 hex digits) of the source files that decide a training's numbers."""
     h = hashlib.sha256()
     here = Path(__file__).resolve().parent
@@ -79,3 +79,65 @@ def plan(points: Sequence[NetworkConfig]) -> list[Training]:
     for p in points:
         groups.setdefault(dataclasses.replace(p, epochs=1), set()).add(p.epochs)
     return [Training(dataclasses.replace(key, epochs=max(eps)), tuple(sorted(eps))) for key, eps in groups.items()]
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A finished point run in the tracking store, as the planner needs it."""
+
+    run_id: str
+    origin: str  # trained | derived:<run id> | reused:<run id>
+    epochs_trained: int | None  # for a run that trained: its epoch count
+    params: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def is_point(self, config: NetworkConfig, train_digest: str, test_digest: str, code: str,
+                 epochs: int | None = None) -> bool:
+        """Whether this run's recorded parameters are this point: the config (with ``epochs`` if
+        given), both content digests and the code digest. A point id is a key; this checks what
+        the key stands for before a finished run is reused."""
+        want = {k: str(v) for k, v in config.to_dict().items()}
+        if epochs is not None:
+            want["epochs"] = str(epochs)
+        want.update(train_digest=train_digest, test_digest=test_digest, code_version=code)
+        return all(self.params.get(k) == v for k, v in want.items())
+
+
+@dataclass(frozen=True)
+class Copy:
+    """A point whose numbers are taken from a finished run instead of training it again."""
+
+    config: NetworkConfig
+    kind: str  # "reused" (the same point) or "derived" (a longer training of its group)
+    run_id: str  # the finished run it comes from
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    copies: list[Copy]
+    trainings: list[Training]  # one per group of points that differ only in epochs
+    refused: list[str]  # runs carrying a point id whose parameters are another point (not reused)
+
+
+def plan_points(configs: Sequence[NetworkConfig], train_digest: str, test_digest: str, code: str,
+                by_point: Mapping[str, Finished], by_group: Mapping[str, Sequence[Finished]]) -> SweepPlan:
+    """Decide per point: reuse a finished run of the same point, derive its epoch count from a
+    finished longer training of its group, or train it (grouped by :func:`plan`)."""
+    copies, todo, refused = [], [], []
+    for cfg in configs:
+        pid = point_id(cfg, train_digest, test_digest, code)
+        found = by_point.get(pid)
+        if found is not None and not found.is_point(cfg, train_digest, test_digest, code):
+            refused.append(f"run {found.run_id} carries point id {pid} but its parameters are another point: "
+                           "not reused")
+            found = None
+        if found is not None:
+            copies.append(Copy(cfg, "reused", found.run_id))
+            continue
+        longer = [f for f in by_group.get(group_id(cfg, train_digest, test_digest, code), [])
+                  if (f.epochs_trained or 0) >= cfg.epochs
+                  and f.is_point(cfg, train_digest, test_digest, code, epochs=f.epochs_trained)]
+        if longer:
+            copies.append(Copy(cfg, "derived", longer[0].run_id))
+        else:
+            todo.append(cfg)
+    return SweepPlan(copies, plan(todo), refused)

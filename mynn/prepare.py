@@ -35,6 +35,8 @@ class Prepared:
     records: int
     known_as: str | None  # the name in mynn.data.KNOWN_DIGESTS, if the content is a known set
     cache_hit: bool
+    file_sha256: str | None = None  # SHA-256 of the file it was parsed from (None: a subset)
+    origin: str | None = None  # that file as the user knows it: a path or a URL (no credentials)
 
 
 def check_training_labels(ds: Dataset, path: str | os.PathLike) -> None:
@@ -74,7 +76,7 @@ def prepare(csv_path: str | os.PathLike, file_sha256: str, cache_dir: str | os.P
         else:
             if split == "train":
                 check_training_labels(ds, shown)
-            return Prepared(root / digest, ds.digest, len(ds), identify(ds), True)
+            return Prepared(root / digest, ds.digest, len(ds), identify(ds), True, file_sha256, shown)
     ds: Dataset = read_csv(csv_path, label=shown)
     if split == "train":
         check_training_labels(ds, shown)
@@ -85,7 +87,7 @@ def prepare(csv_path: str | os.PathLike, file_sha256: str, cache_dir: str | os.P
         save_npy(ds, directory)
     _write_json_atomic(index, {"digest": ds.digest, "file_sha256": file_sha256, "parser": PARSER,
                                "source_file": Path(csv_path).name})
-    return Prepared(directory, ds.digest, len(ds), identify(ds), False)
+    return Prepared(directory, ds.digest, len(ds), identify(ds), False, file_sha256, shown)
 
 
 def _write_json_atomic(path: Path, obj: dict) -> None:
@@ -111,3 +113,49 @@ def subset(prepared: Prepared, records: int, cache_dir: str | os.PathLike) -> Pr
         save_npy(ds, directory)
         hit = False
     return Prepared(directory, ds.digest, len(ds), identify(ds), hit)
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """The training and the test set of one run, prepared: the one type tasks, sweep workers
+    and reports pass along (folders and digests, never the arrays)."""
+
+    source: str  # where the files came from, as recorded (credentials replaced by ***)
+    train: Prepared
+    test: Prepared
+    verified: bool = False  # both files had the digests their source pins
+
+    @property
+    def label(self) -> str:
+        """Short name in run names and reports: "full", "small" (the book's 100/10) or "n<train>-<test>"."""
+        if (self.train.known_as, self.test.known_as) == ("mnist_train", "mnist_test"):
+            return "full"
+        if (self.train.known_as, self.test.known_as) == ("mnist_train_100", "mnist_test_10"):
+            return "small"
+        return f"n{self.train.records}-{self.test.records}"
+
+    def head(self, train_records: int | None, test_records: int | None, cache_dir: str | os.PathLike) -> PreparedData:
+        """The first N training and M test records (None: all), stored like any dataset."""
+        train = subset(self.train, train_records, cache_dir) if train_records else self.train
+        test = subset(self.test, test_records, cache_dir) if test_records else self.test
+        return PreparedData(self.source, train, test, self.verified)
+
+    def load(self) -> tuple[Dataset, Dataset]:
+        """(train, test) arrays, checked against their digests."""
+        return load_npy(self.train.directory), load_npy(self.test.directory)
+
+
+def prepare_fetched(fetched, cache_dir: str | os.PathLike) -> PreparedData:
+    """Prepare both files of a :class:`mynn.fetch.FetchResult`. A file refused by the reader
+    (:class:`DataFormatError`, naming the user's file, line and value) is removed from the
+    download cache, so refused bytes never stay behind."""
+    from mynn import fetch
+
+    prepared = []
+    for f in (fetched.train, fetched.test):
+        try:
+            prepared.append(prepare(f.path, f.sha256, cache_dir, split=f.split, origin=f.origin or None))
+        except DataFormatError:
+            fetch.forget(f.path, cache_dir)
+            raise
+    return PreparedData(fetched.source.spec, prepared[0], prepared[1], fetched.train.verified and fetched.test.verified)

@@ -75,3 +75,26 @@ def mcnemar(new_correct: np.ndarray, old_correct: np.ndarray) -> McNemar:
     mid = float(stats.binom.sf(b, n, 0.5) + 0.5 * stats.binom.pmf(b, n, 0.5))
     exact = float(stats.binomtest(b, n, 0.5, alternative="greater").pvalue)
     return McNemar(b, c, n, min(max(mid, 0.0), 1.0), min(max(exact, 0.0), 1.0))
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Repeated observations of one number (e.g. one config over seeds)."""
+
+    n: int
+    mean: float
+    std: float  # sample standard deviation (ddof=1); 0.0 for a single observation
+    min: float
+    max: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def spread(values) -> Spread:
+    """n, mean, std (ddof=1), min and max of a non-empty sequence of numbers."""
+    a = np.asarray(values, dtype=float)
+    if a.ndim != 1 or a.size == 0:
+        raise ValueError(f"spread: needs a non-empty 1-d sequence of numbers, got shape {a.shape}")
+    return Spread(int(a.size), float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0,
+                  float(a.min()), float(a.max()))

@@ -4,11 +4,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
 
-from tracking import plots
+from mynn.stats import spread
+from mynn.tables import markdown_table
+from mynn.fetch import redact_url
+from tracking import plots, store
+
+
+class NoRunsError(LookupError):
+    """No experiment of that name, or no run to compare; the message says which."""
 
 
 @dataclass(frozen=True)
@@ -23,18 +29,13 @@ class Comparison:
         out = []
         for name, groups in self.series.items():
             for x, obs in sorted(groups.items()):
-                a = np.asarray(obs, float)
-                out.append({"series": name, self.param: x, "n": len(a), "mean": float(a.mean()),
-                            "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0,
-                            "min": float(a.min()), "max": float(a.max())})
+                out.append({"series": name, self.param: x, **spread(obs).to_dict()})
         return out
 
     def markdown(self) -> str:
-        lines = [f"| series | {self.param} | n | mean {self.metric} | std | min | max |", "|---|---|---|---|---|---|---|"]
-        for r in self.rows():
-            lines.append(f"| {r['series']} | {r[self.param]:g} | {r['n']} | {r['mean']:.4f} | {r['std']:.4f} | "
-                         f"{r['min']:.4f} | {r['max']:.4f} |")
-        return "\n".join(lines) + "\n"
+        return markdown_table(["series", self.param, "n", f"mean {self.metric}", "std", "min", "max"],
+                              [[r["series"], f"{r[self.param]:g}", r["n"],
+                                *(f"{r[k]:.4f}" for k in ("mean", "std", "min", "max"))] for r in self.rows()])
 
     def figure(self, title: str | None = None, book: dict[str, dict[float, float]] | None = None,
                log_x: bool = False) -> Figure:
@@ -68,6 +69,20 @@ def compare(client: MlflowClient, experiment_ids: list[str], metric: str = "perf
         if not token:
             break
     if not series:
-        raise LookupError(f"no runs in {experiment_ids} match {filter_string!r} with metric {metric!r} "
+        raise NoRunsError(f"no runs in {experiment_ids} match {filter_string!r} with metric {metric!r} "
                           f"and parameter {param!r}")
     return Comparison(metric, param, series)
+
+
+def compare_experiments(uri: str, experiments: list[str], metric: str = "performance",
+                        param: str = "learning_rate", filter_string: str = "",
+                        series_param: str | None = None) -> Comparison:
+    """:func:`compare` over experiments named (LookupError naming one that does not exist)."""
+    client = store.client(uri)
+    ids = []
+    for name in experiments:
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise NoRunsError(f"no experiment {name!r} in {redact_url(uri)}")
+        ids.append(exp.experiment_id)
+    return compare(client, ids, metric, param, filter_string, series_param)

@@ -10,9 +10,10 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 
-from mynn.data import Dataset, scale_inputs
+from mynn.data import Dataset, load_npy, scale_inputs
 from mynn.network import Network
-from tracking import plots
+from mynn.prepare import PreparedData
+from tracking import plots, store
 from tracking.runs import now_ms
 
 OUTPUT_TABLE_EXAMPLES = 5  # records shown in the book's "output layer" table
@@ -67,3 +68,10 @@ def evaluate(network: Network, test: Dataset, history: list[dict], out_dir: Path
         for name in ("output_layer.md", "confusion_matrix.json", "predictions.npy"):
             client.log_artifact(run_id, str(out_dir / name))
     return Evaluation(performance, [float(a) for a in per_class], len(test), pred_path)
+
+
+def evaluate_run(uri: str, run_id: str, weights_path: Path, history: list[dict], data: PreparedData) -> Evaluation:
+    """Load the trained network and the prepared test set; evaluate and log on run ``run_id``
+    (files beside the weights)."""
+    return evaluate(Network.load(weights_path), load_npy(data.test.directory), history, Path(weights_path).parent,
+                    store.client(uri), run_id)

@@ -24,6 +24,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, NullFormatter
 
+from mynn.tables import markdown_table
+
 __all__ = [
     "N_CLASSES",
     "confusion_matrix",
@@ -332,15 +334,8 @@ def output_layer_table(outputs: np.ndarray, labels: np.ndarray) -> str:
     """
     out, lab = _outputs_and_labels(outputs, labels)
     header = ["record", "label", *(str(d) for d in range(N_CLASSES)), "answer"]
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join("---:" for _ in header) + "|",
-    ]
-    for i, (row, t) in enumerate(zip(out, lab)):
-        answer = int(np.argmax(row))
-        cells = [str(i), str(int(t)), *(f"{v:.3f}" for v in row), str(answer)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    rows = [[i, int(t), *(f"{v:.3f}" for v in row), int(np.argmax(row))] for i, (row, t) in enumerate(zip(out, lab))]
+    return markdown_table(header, rows, align="right")
 
 
 def plot_output_layer(

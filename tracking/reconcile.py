@@ -17,6 +17,8 @@ from typing import Callable
 
 from mlflow import MlflowClient
 
+from tracking import store
+from tracking.store import check_reachable
 from tracking.runs import TAG_HOST, TAG_PID, TAG_PREFECT_FLOW_RUN_ID, owner_state
 
 BAD_TO_STATUS = {"CANCELLED": "KILLED", "CANCELLING": "KILLED", "FAILED": "FAILED", "CRASHED": "FAILED",
@@ -48,14 +50,17 @@ def running_runs(client: MlflowClient) -> list:
             return out
 
 
-def reconcile(client: MlflowClient, flow_run_state: Callable[[str], str | None], dry_run: bool = False,
+def reconcile(uri: str, flow_run_state: Callable[[str], str | None], dry_run: bool = False,
               mark_crashed: Callable[[str, str], None] | None = None) -> list[Closed]:
-    """Close the RUNNING runs whose flow run ended badly, or whose owner process is gone.
+    """Close the RUNNING runs of the store at ``uri`` whose flow run ended badly, or whose owner
+    process is gone.
 
     ``flow_run_state(flow_run_id)`` returns the Prefect state type name (e.g. "CRASHED") or
     None when the flow run does not exist. ``mark_crashed(flow_run_id, message)``, if given,
     sets a flow run that still looks active to CRASHED when its process is gone.
     """
+    check_reachable(uri)
+    client = store.client(uri)
     closed = []
     for run in running_runs(client):
         tags = run.data.tags
@@ -79,39 +84,3 @@ def reconcile(client: MlflowClient, flow_run_state: Callable[[str], str | None],
             client.set_terminated(run.info.run_id, status=status)
         closed.append(Closed(run.info.run_id, run.info.run_name, fr or "", state or "MISSING", status, reason))
     return closed
-
-
-def prefect_state_lookup():
-    """A ``flow_run_state`` function backed by the Prefect API in the environment."""
-    from uuid import UUID
-
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
-
-    def lookup(flow_run_id: str) -> str | None:
-        try:
-            uuid = UUID(flow_run_id)
-        except ValueError:
-            return None
-        with get_client(sync_client=True) as prefect:
-            try:
-                fr = prefect.read_flow_run(uuid)
-            except ObjectNotFound:
-                return None
-        return fr.state.type.value if fr.state else None
-
-    return lookup
-
-
-def prefect_mark_crashed():
-    """A ``mark_crashed`` function backed by the Prefect API in the environment."""
-    from uuid import UUID
-
-    from prefect.client.orchestration import get_client
-    from prefect.states import Crashed
-
-    def mark(flow_run_id: str, message: str) -> None:
-        with get_client(sync_client=True) as prefect:
-            prefect.set_flow_run_state(UUID(flow_run_id), Crashed(message=message), force=True)
-
-    return mark

@@ -20,18 +20,19 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal, get_args
 
 import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities import Metric, RunTag
 from mlflow.exceptions import MlflowException
 
-from mynn.data import scale_inputs
+from mynn.data import load_npy, scale_inputs
 from mynn.fetch import sha256_file
 from mynn.network import Network
-from mynn.stats import mcnemar
-from tracking import flavour
+from mynn import promotion as promotion_rules
+from mynn.promotion import DEFAULT_ALPHA, DEFAULT_RULE, Promotion
+from mynn.prepare import PreparedData
+from tracking import flavour, store
 from tracking.names import check_alias, check_model_name
 from tracking.runs import now_ms
 
@@ -39,8 +40,6 @@ MODEL_ARTIFACT = "model"
 TAG_WEIGHTS_SHA256 = "weights_sha256"  # version tag: SHA-256 of the registered weights file
 #: At most this long a registration waits for earlier versions' decisions (see register).
 DECISION_WAIT_SECONDS = 60.0
-Promotion = Literal["mcnemar", "at-least"]
-PROMOTION_RULES: tuple[str, ...] = get_args(Promotion)
 
 
 @dataclass(frozen=True)
@@ -166,7 +165,7 @@ def register(client: MlflowClient, run_id: str, model_name: str, model_uri: str,
              performance: float, test_pixels: np.ndarray, test_labels: np.ndarray, test_digest: str,
              alias: str = "champion", run_url: str | None = None,
              network: Network | str | os.PathLike | None = None,
-             promotion: Literal["mcnemar", "at-least"] = "mcnemar", alpha: float = 0.05,
+             promotion: Promotion = DEFAULT_RULE, alpha: float = DEFAULT_ALPHA,
              train_digest: str | None = None) -> Registration:
     """Register the run's model as a new version and decide on the alias.
 
@@ -176,10 +175,8 @@ def register(client: MlflowClient, run_id: str, model_name: str, model_uri: str,
     ``performance`` must be the new model's score on them (checked; ValueError otherwise).
 
     ``promotion``:
-      * ``"mcnemar"`` (default): the alias moves when there is no champion, or when the new
-        model is right on more records than the champion *and* the one-sided mid-p value of
-        McNemar's exact test (:func:`mynn.stats.mcnemar`) is below ``alpha``;
-      * ``"at-least"``: the alias moves when the new performance is >= the champion's.
+      the rule of :func:`mynn.promotion.decide` ("mcnemar" by default, or "at-least"); with no
+      champion yet the alias moves.
 
     Recorded on the run: tags ``mynn.model_version``, ``mynn.promotion`` (decision: reason),
     ``mynn.promotion_p_value``, ``mynn.champion_performance`` and the metric
@@ -197,11 +194,11 @@ def register(client: MlflowClient, run_id: str, model_name: str, model_uri: str,
     """
     check_model_name(model_name)
     check_alias(alias)
-    if promotion not in PROMOTION_RULES:
-        raise ValueError(f"register: promotion must be one of {PROMOTION_RULES}, not {promotion!r}")
-    if not (isinstance(alpha, (int, float)) and 0.0 < float(alpha) < 1.0):
-        raise ValueError(f"register: alpha must be a number in (0, 1), not {alpha!r}")
-    alpha = float(alpha)
+    try:
+        promotion_rules.check_rule(promotion)
+        alpha = promotion_rules.check_alpha(alpha)
+    except ValueError as exc:
+        raise ValueError(f"register: {exc}") from None
     test_labels = np.asarray(test_labels)
     if len(test_pixels) != len(test_labels) or len(test_labels) == 0:
         raise ValueError(f"register: {len(test_pixels)} test rows but {len(test_labels)} labels")
@@ -253,22 +250,10 @@ def register(client: MlflowClient, run_id: str, model_name: str, model_uri: str,
                       f"(register it under another model name, or move the alias by hand if meant)")
         else:
             old_correct = _correct(load_version_network(client, model_name, current.version), test_pixels, test_labels)
-            champ_perf = float(np.mean(old_correct))
-            test = mcnemar(new_correct, old_correct)
-            m, new_n, old_n = len(test_labels), int(new_correct.sum()), int(old_correct.sum())
-            versus = (f"{alias} v{current.version} on the same {m} test records ({test_digest[:12]})")
-            counts = f"b={test.b}, c={test.c}, McNemar mid-p {test.p_value:.4g}"
-            if promotion == "at-least":
-                promoted = performance >= champ_perf
-                reason = (f"performance {performance:.4f} {'>=' if promoted else '<'} {champ_perf:.4f} of "
-                          f"{versus} (rule at-least; {counts})")
-            elif new_n <= old_n:
-                promoted = False
-                reason = f"right on {new_n} records, not more than the {old_n} of {versus} ({counts})"
-            else:
-                promoted = test.p_value < alpha
-                reason = (f"right on {new_n} records vs {old_n} of {versus}; {counts} "
-                          f"{'<' if promoted else '>='} alpha {alpha:g}")
+            versus = f"{alias} v{current.version} on the same {len(test_labels)} test records ({test_digest[:12]})"
+            ruling = promotion_rules.decide(promotion, alpha, new_correct, old_correct, versus)
+            promoted, reason, champ_perf, test = (ruling.promoted, ruling.reason,
+                                                  ruling.champion_performance, ruling.test)
         if current is not None and data_tags["mynn.data_differs"] == "train":
             reason += (f"; note: trained on other training data ({_short(train_digest)}) than {alias} "
                        f"v{current.version} ({_short(champ_train)}), compared on the same test set")
@@ -302,3 +287,18 @@ def register(client: MlflowClient, run_id: str, model_name: str, model_uri: str,
     return Registration(model_name, str(mv.version), alias, promoted, reason, performance, champ_version,
                         champ_perf, p_value=p_value, b=None if test is None else test.b,
                         c=None if test is None else test.c, rule=promotion, alpha=alpha)
+
+
+def register_run(uri: str, run_id: str, weights: Path, data: PreparedData, performance: float, *,
+                 model_name: str = "mynn", alias: str = "champion", promotion: Promotion = DEFAULT_RULE,
+                 alpha: float = DEFAULT_ALPHA) -> Registration:
+    """Log run ``run_id``'s model (its weights file) and :func:`register` it, scoring it and the
+    champion on the prepared test set of ``data``."""
+    client = store.client(uri)
+    test = load_npy(data.test.directory)
+    model_uri = log_model(client, run_id, Path(weights), test.pixels[:2])
+    experiment_id = client.get_run(run_id).info.experiment_id
+    return register(client, run_id, model_name, model_uri, performance=performance, test_pixels=test.pixels,
+                    test_labels=test.labels, test_digest=data.test.digest, alias=alias,
+                    run_url=store.run_ui_url(uri, experiment_id, run_id), network=weights, promotion=promotion,
+                    alpha=alpha, train_digest=data.train.digest)

@@ -7,59 +7,13 @@ nodes) redrawn with the spread over seeds and the book's points overlaid.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from mynn.config import NetworkConfig
+from mynn.experiments import BOOK_TABLE, EPOCH_CURVE_RATES, HIDDEN_NODES, LEARNING_RATES, BookRow
+from mynn.stats import spread
+from mynn.tables import markdown_table
 from tracking import plots
 from tracking.sweeps import PointResult
-
-
-@dataclass(frozen=True)
-class BookRow:
-    """One row of the book's table (../shared/spec/network-and-experiments.md)."""
-
-    experiment: str
-    data: str  # "full" or "small" (the book's 100/10 subsets)
-    hidden_nodes: int
-    learning_rate: float
-    epochs: int
-    book: float
-
-
-BOOK_TABLE: tuple[BookRow, ...] = (
-    BookRow("small data: train 100, test 10", "small", 100, 0.3, 1, 0.6),
-    BookRow("first full run", "full", 100, 0.3, 1, 0.9473),
-    BookRow("learning rate", "full", 100, 0.6, 1, 0.9047),
-    BookRow("learning rate", "full", 100, 0.1, 1, 0.9523),
-    BookRow("learning rate", "full", 100, 0.01, 1, 0.9241),
-    BookRow("learning rate", "full", 100, 0.2, 1, 0.9537),
-    BookRow("epochs (lr 0.2)", "full", 100, 0.2, 2, 0.9579),
-    BookRow("epochs (lr 0.1, peak)", "full", 100, 0.1, 7, 0.9628),
-    BookRow("hidden nodes", "full", 5, 0.1, 5, 0.7001),
-    BookRow("hidden nodes", "full", 10, 0.1, 5, 0.8998),
-    BookRow("hidden nodes (the book's final code)", "full", 200, 0.1, 5, 0.9751),
-    BookRow("hidden nodes (a long run)", "full", 500, 0.1, 5, 0.9762),
-)
-
-LEARNING_RATES = (0.01, 0.1, 0.2, 0.3, 0.6)
-EPOCHS = tuple(range(1, 11))
-EPOCH_CURVE_RATES = (0.2, 0.1)
-HIDDEN_NODES = (5, 10, 100, 200, 500)
-
-
-def book_points(seeds: list[int], full_label: str = "full") -> dict[str, list[NetworkConfig]]:
-    """The configs of every experiment of the book, per seed: {"full": [...], "small": [...]}."""
-    full: list[NetworkConfig] = []
-    for s in seeds:
-        full += [NetworkConfig(hidden_nodes=100, learning_rate=lr, epochs=1, seed=s) for lr in LEARNING_RATES]
-        full += [NetworkConfig(hidden_nodes=100, learning_rate=lr, epochs=e, seed=s)
-                 for lr in EPOCH_CURVE_RATES for e in EPOCHS]
-        full += [NetworkConfig(hidden_nodes=h, learning_rate=0.1, epochs=5, seed=s) for h in HIDDEN_NODES]
-    small = [NetworkConfig(hidden_nodes=100, learning_rate=0.3, epochs=1, seed=s) for s in seeds]
-    return {full_label: list(dict.fromkeys(full)), "small": small}
 
 
 def _observed(results: list[PointResult], data: str, **fields) -> list[float]:
@@ -68,41 +22,38 @@ def _observed(results: list[PointResult], data: str, **fields) -> list[float]:
 
 
 def table_rows(results: list[PointResult], full_label: str = "full") -> list[dict]:
+    """Per row of the book's table: the row, n, and (with n > 0) mean, std, min, max over seeds and
+    whether the book's number lies inside the observed range."""
     rows = []
     for row in BOOK_TABLE:
         data = full_label if row.data == "full" else row.data
-        obs = np.asarray(_observed(results, data, hidden_nodes=row.hidden_nodes, learning_rate=row.learning_rate,
-                                   epochs=row.epochs), float)
-        if len(obs) == 0:
+        obs = _observed(results, data, hidden_nodes=row.hidden_nodes, learning_rate=row.learning_rate,
+                        epochs=row.epochs)
+        if not obs:
             rows.append({"row": row, "n": 0})
             continue
-        rows.append({"row": row, "n": len(obs), "mean": float(obs.mean()),
-                     "std": float(obs.std(ddof=1)) if len(obs) > 1 else 0.0,
-                     "min": float(obs.min()), "max": float(obs.max()),
-                     "inside": bool(obs.min() <= row.book <= obs.max())})
+        s = spread(obs)
+        rows.append({"row": row, **s.to_dict(), "inside": bool(s.min <= row.book <= s.max)})
     return rows
 
 
 def markdown(results: list[PointResult], full_label: str = "full", title: str = "Reproducing the book") -> str:
     """The report's table as markdown."""
-    lines = [f"# {title}", "",
-             f"Each configuration was trained once per seed ({len({r.config.seed for r in results})} seeds); "
-             f"data: `{full_label}` for full-data rows.", "",
-             "| experiment | data | hidden | lr | epochs | book | mean | std | min | max | n | book inside range |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in table_rows(results, full_label):
+    rows = table_rows(results, full_label)
+    cells = []
+    for r in rows:
         b: BookRow = r["row"]
-        data = full_label if b.data == "full" else b.data
-        if r["n"] == 0:
-            lines.append(f"| {b.experiment} | {data} | {b.hidden_nodes} | {b.learning_rate:g} | {b.epochs} | "
-                         f"{b.book:.4f} | – | – | – | – | 0 | – |")
-            continue
-        lines.append(f"| {b.experiment} | {data} | {b.hidden_nodes} | {b.learning_rate:g} | {b.epochs} | "
-                     f"{b.book:.4f} | {r['mean']:.4f} | {r['std']:.4f} | {r['min']:.4f} | {r['max']:.4f} | "
-                     f"{r['n']} | {'yes' if r['inside'] else 'no'} |")
-    inside = sum(1 for r in table_rows(results, full_label) if r.get("inside"))
-    lines += ["", f"The book's number lies inside the observed range in {inside} of {len(BOOK_TABLE)} rows."]
-    return "\n".join(lines) + "\n"
+        observed = ([f"{r[k]:.4f}" for k in ("mean", "std", "min", "max")] + [r["n"], "yes" if r["inside"] else "no"]
+                    if r["n"] else ["–"] * 4 + [0, "–"])
+        cells.append([b.experiment, full_label if b.data == "full" else b.data, b.hidden_nodes, f"{b.learning_rate:g}",
+                      b.epochs, f"{b.book:.4f}", *observed])
+    inside = sum(1 for r in rows if r.get("inside"))
+    return "\n".join([f"# {title}", "",
+                      f"Each configuration was trained once per seed ({len({r.config.seed for r in results})} seeds); "
+                      f"data: `{full_label}` for full-data rows.", "",
+                      markdown_table(["experiment", "data", "hidden", "lr", "epochs", "book", "mean", "std", "min",
+                                      "max", "n", "book inside range"], cells),
+                      f"The book's number lies inside the observed range in {inside} of {len(BOOK_TABLE)} rows."]) + "\n"
 
 
 def draw_plots(results: list[PointResult], out_dir: Path, full_label: str = "full") -> list[Path]:

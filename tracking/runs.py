@@ -6,7 +6,6 @@ thread's or process's "active run", so parallel children log safely.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import signal
 import socket
@@ -22,52 +21,22 @@ from mlflow import MlflowClient
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, RunStatus
 
 from mynn.config import NetworkConfig
-from mynn.network import Network
 from mynn.paths import PROJECT_ROOT
-from mynn.train import EpochStats
+from mynn.prepare import PreparedData
+from tracking import store
+from tracking.owner import TAG_HOST, TAG_PID, owner_state, owner_tags
 
 TAG_PREFECT_FLOW_RUN_ID = "prefect.flow_run_id"
 TAG_PREFECT_FLOW_RUN_URL = "prefect.flow_run_url"
-# The process that owns a RUNNING run: its pid, host and start time (so a reused pid is not
-# taken for the owner). See owner_tags and owner_state.
-TAG_PID, TAG_HOST, TAG_PID_START = "mynn.pid", "mynn.host", "mynn.pid_start"
 
 
-def _process_stat(pid: int) -> tuple[str, str] | None:
-    """(state, start time) of process ``pid`` from /proc (start in clock ticks after boot),
-    or None if there is no such process (or no /proc)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rpartition(")")[2].split()  # fields 3.. of proc(5)
-    return (fields[0], fields[19]) if len(fields) > 19 else None
-
-
-def owner_tags() -> dict[str, str]:
-    """Tags naming this process as the owner of a run (pid, host, process start time)."""
-    tags = {TAG_PID: str(os.getpid()), TAG_HOST: socket.gethostname()}
-    stat = _process_stat(os.getpid())
-    if stat is not None:
-        tags[TAG_PID_START] = stat[1]
+def prefect_tags(flow_run_id: str | None, flow_run_url: str | None = None) -> dict[str, str]:
+    """The tags that link an MLflow run to the Prefect flow run that made it."""
+    tags = {TAG_PREFECT_FLOW_RUN_ID: flow_run_id} if flow_run_id else {}
+    if flow_run_id and flow_run_url:
+        tags[TAG_PREFECT_FLOW_RUN_URL] = flow_run_url
     return tags
-
-
-def owner_state(tags: dict[str, str]) -> str:
-    """Whether the process that owns a run still runs: "alive", "gone", "self" (this process)
-    or "unknown" (another host, no owner recorded, or no /proc to look in)."""
-    pid, host, start = tags.get(TAG_PID), tags.get(TAG_HOST), tags.get(TAG_PID_START)
-    if not pid or not pid.isdigit() or host != socket.gethostname() or not Path("/proc/self/stat").exists():
-        return "unknown"
-    stat = _process_stat(int(pid))
-    if stat is None or stat[0] in ("Z", "X"):
-        return "gone"  # no such process, or it ended and is not yet reaped
-    if start is not None and stat[1] != start:
-        return "gone"  # that pid is another process now
-    return "self" if int(pid) == os.getpid() else "alive"
-
-
-def code_version() -> dict[str, str]:
+def git_state() -> dict[str, str]:
     """The git commit of the project and whether the work tree had uncommitted changes."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
@@ -97,7 +66,7 @@ def start_run(client: MlflowClient, experiment_id: str, config: NetworkConfig, *
     """Create a RUNNING run named from the config; logs every config field as a parameter,
     the library versions (``version.*``) and the code version tags. Returns the run id."""
     all_tags = {"mlflow.runName": run_name or config.run_name(), "mynn.kind": "train"}
-    code = code_version()
+    code = git_state()
     all_tags["mlflow.source.git.commit"] = code["git_commit"]
     all_tags["mynn.git_dirty"] = code["git_dirty"]
     if parent_run_id:
@@ -116,22 +85,6 @@ def start_run(client: MlflowClient, experiment_id: str, config: NetworkConfig, *
 
 class ResumeError(ValueError):
     """A run cannot be resumed (finished, another config, still trained, checkpoints gone)."""
-
-
-def check_checkpoints(client: MlflowClient, run_id: str, checkpoint_dir: Path) -> tuple[int, Path] | None:
-    """The run's last checkpoint (epoch, path), or None for a run that logged no epoch yet.
-
-    Refuses (:class:`ResumeError`) a run whose logged epochs are not all covered by
-    checkpoints in ``checkpoint_dir`` (another ``MYNN_RUNS_DIR``, or deleted): training would
-    silently start again from scratch in the same run."""
-    found = latest_checkpoint(checkpoint_dir)
-    logged = [m.step for m in client.get_metric_history(run_id, "train_mse")]
-    if logged and (found is None or found[0] < max(logged)):
-        have = "no checkpoint" if found is None else f"checkpoints only up to epoch {found[0]}"
-        raise ResumeError(f"run {run_id} has epochs up to {max(logged)} logged but {have} in {checkpoint_dir}: "
-                          "it cannot continue where it stopped. Resume it with the MYNN_RUNS_DIR it was "
-                          "trained with, or start a new run")
-    return found
 
 
 def reopen_run(client: MlflowClient, run_id: str, config: NetworkConfig, tags: dict[str, str]) -> str:
@@ -173,11 +126,83 @@ def reopen_run(client: MlflowClient, run_id: str, config: NetworkConfig, tags: d
     return run_id
 
 
+def check_checkpoints(client: MlflowClient, run_id: str, checkpoint_dir: Path) -> tuple[int, Path] | None:
+    """The run's last checkpoint (epoch, path), or None for a run that logged no epoch yet.
+
+    Refuses (:class:`ResumeError`) a run whose logged epochs are not all covered by
+    checkpoints in ``checkpoint_dir`` (another ``MYNN_RUNS_DIR``, or deleted): training would
+    silently start again from scratch in the same run."""
+    found = latest_checkpoint(checkpoint_dir)
+    logged = [m.step for m in client.get_metric_history(run_id, "train_mse")]
+    if logged and (found is None or found[0] < max(logged)):
+        have = "no checkpoint" if found is None else f"checkpoints only up to epoch {found[0]}"
+        raise ResumeError(f"run {run_id} has epochs up to {max(logged)} logged but {have} in {checkpoint_dir}: "
+                          "it cannot continue where it stopped. Resume it with the MYNN_RUNS_DIR it was "
+                          "trained with, or start a new run")
+    return found
+
+
+def latest_checkpoint(checkpoint_dir: Path) -> tuple[int, Path] | None:
+    """The highest ``epoch-NNN.npz`` in a folder, as (epoch, path), or None."""
+    found = sorted(Path(checkpoint_dir).glob("epoch-[0-9][0-9][0-9].npz"))
+    if not found:
+        return None
+    return int(found[-1].stem.split("-")[1]), found[-1]
+
+
 def interrupted_run_of_flow_run(client: MlflowClient, experiment_id: str, flow_run_id: str) -> str | None:
     """The unfinished run made earlier by this same Prefect flow run (a restart), if any."""
     runs = client.search_runs([experiment_id], filter_string=f"tags.`{TAG_PREFECT_FLOW_RUN_ID}` = '{flow_run_id}' "
                               "and attributes.status != 'FINISHED'", max_results=1)
     return runs[0].info.run_id if runs else None
+
+
+def open_run(uri: str, experiment: str, config: NetworkConfig, *, runs_dir: Path, resume: str | None = None,
+             flow_run_id: str | None = None, flow_run_url: str | None = None) -> tuple[str, str, bool]:
+    """Start a run of ``config``, or reopen an interrupted one; (run id, its UI link, resumed).
+
+    ``resume`` names the run to continue; a restarted Prefect flow run (``flow_run_id``)
+    continues the unfinished run it made before. Its checkpoints (in ``runs_dir/<run id>``)
+    are checked before it is reopened."""
+    client, experiment_id = store.ensure_experiment(uri, experiment)  # fails fast, naming the address
+    tags = prefect_tags(flow_run_id, flow_run_url)  # (start_run and reopen_run add the owner)
+    if flow_run_id:
+        resume = resume or interrupted_run_of_flow_run(client, experiment_id, flow_run_id)
+    if resume:
+        check_checkpoints(client, resume, runs_dir / resume / "checkpoints")  # before it is reopened
+        run_id = reopen_run(client, resume, config, tags)
+    else:
+        run_id = start_run(client, experiment_id, config, tags=tags)
+    return run_id, store.run_ui_url(uri, experiment_id, run_id), bool(resume)
+
+
+def log_data(uri: str, run_id: str, data: PreparedData) -> None:
+    """Record the data on a run: source, content digests, sizes, the files' SHA-256 and names
+    (parameters) and both datasets (inputs with context training / evaluation). A resumed run
+    must get the same data it started with (:class:`ResumeError` otherwise)."""
+    client = store.client(uri)
+    logged = client.get_run(run_id).data.params
+    for key, now in (("train_digest", data.train.digest), ("test_digest", data.test.digest)):
+        if logged.get(key) not in (None, now):
+            raise ResumeError(f"run {run_id} was trained on data with {key} {logged[key]}, but the source "
+                              f"{data.source} now gives {now}: a run resumes only on the data it started with")
+    params: dict[str, object] = {"source": data.source, "train_digest": data.train.digest,
+                                 "test_digest": data.test.digest, "train_records": data.train.records,
+                                 "test_records": data.test.records, "data_verified": str(data.verified).lower()}
+    for split, prepared in (("train", data.train), ("test", data.test)):
+        if prepared.file_sha256:  # (MLflow keeps one dataset entity per name and digest in an
+            params[f"{split}_file_sha256"] = prepared.file_sha256  # experiment, so a dataset's
+            params[f"{split}_file"] = prepared.origin or ""  # source is where it was first seen)
+    log_params(client, run_id, params)
+    for ctx, default, prepared in (("training", "train", data.train), ("evaluation", "test", data.test)):
+        log_dataset(client, run_id, name=prepared.known_as or default, digest=prepared.digest,
+                    source=prepared.origin or f"{data.source}:{default}", records=prepared.records, context=ctx)
+
+
+def log_metrics(uri: str, run_id: str, metrics: dict[str, float]) -> None:
+    """Metrics at step 0 (totals of a run: seconds, counts)."""
+    ts = now_ms()
+    store.client(uri).log_batch(run_id, metrics=[Metric(k, float(v), ts, 0) for k, v in metrics.items()])
 
 
 def log_params(client: MlflowClient, run_id: str, params: dict[str, object]) -> None:
@@ -199,79 +224,9 @@ def log_dataset(client: MlflowClient, run_id: str, *, name: str, digest: str, so
     client.log_inputs(run_id, datasets=[DatasetInput(ds, tags=[InputTag("mlflow.data.context", context)])])
 
 
-class EpochLogger:
-    """Training callback: writes a checkpoint ``epoch-NNN.npz`` (and its stats, ``.json``)
-    into ``checkpoint_dir``, then logs the epoch's metrics with ``step=epoch``.
-
-    Checkpoint first: an epoch whose metrics are logged always has its checkpoint, so a
-    resumed run never logs an epoch twice (see :func:`log_epoch_metrics` for the other gap).
-    """
-
-    def __init__(self, client: MlflowClient, run_id: str, checkpoint_dir: Path, log=None):
-        self.client, self.run_id, self.checkpoint_dir = client, run_id, Path(checkpoint_dir)
-        self.log = log
-
-    def __call__(self, stats: EpochStats, network: Network) -> None:
-        path = network.save(self.checkpoint_dir / f"epoch-{stats.epoch:03d}.npz")
-        _write_json_atomic(path.with_suffix(".json"), stats.to_dict())
-        log_epoch_metrics(self.client, self.run_id, stats.to_dict())
-        if self.log is not None:
-            perf = "" if stats.performance is None else f", performance {stats.performance:.4f}"
-            self.log(f"epoch {stats.epoch}: train_mse {stats.train_mse:.5f}{perf}, "
-                     f"{stats.records_per_s:,.0f} records/s")
-
-
-def log_epoch_metrics(client: MlflowClient, run_id: str, stats: dict) -> None:
-    """One epoch's metrics (an EpochStats as a dict) with ``step=epoch``."""
-    ts, e = now_ms(), stats["epoch"]
-    metrics = [Metric("train_mse", stats["train_mse"], ts, e), Metric("epoch_seconds", stats["seconds"], ts, e),
-               Metric("epoch_records_per_s", stats["records_per_s"], ts, e)]
-    if stats.get("performance") is not None:
-        metrics.append(Metric("epoch_performance", stats["performance"], ts, e))
-    client.log_batch(run_id, metrics=metrics)
-
-
-def log_missing_checkpoint_metrics(client: MlflowClient, run_id: str, checkpoint: Path) -> bool:
-    """On resume: if the process stopped between writing a checkpoint and logging its
-    metrics, log them now from the checkpoint's stats file. True if it did."""
-    epoch = int(checkpoint.stem.split("-")[1])
-    if any(m.step == epoch for m in client.get_metric_history(run_id, "train_mse")):
-        return False
-    stats_file = checkpoint.with_suffix(".json")
-    if not stats_file.exists():
-        return False
-    log_epoch_metrics(client, run_id, json.loads(stats_file.read_text()))
-    return True
-
-
-def _write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(obj))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def logged_history(client: MlflowClient, run_id: str) -> list[dict]:
-    """The per-epoch history as logged on a run: [{epoch, train_mse, performance}], by epoch."""
-    mse = {m.step: m.value for m in client.get_metric_history(run_id, "train_mse")}
-    perf = {m.step: m.value for m in client.get_metric_history(run_id, "epoch_performance")}
-    return [{"epoch": e, "train_mse": mse[e], "performance": perf.get(e)} for e in sorted(mse)]
-
-
 def now_ms() -> int:
     """MLflow's timestamp: milliseconds since the epoch."""
     return int(time.time() * 1000)
-
-
-def latest_checkpoint(checkpoint_dir: Path) -> tuple[int, Path] | None:
-    """The highest ``epoch-NNN.npz`` in a folder, as (epoch, path), or None."""
-    found = sorted(Path(checkpoint_dir).glob("epoch-[0-9][0-9][0-9].npz"))
-    if not found:
-        return None
-    return int(found[-1].stem.split("-")[1]), found[-1]
 
 
 def end_run(client: MlflowClient, run_id: str, status: str) -> None:
@@ -282,12 +237,13 @@ def end_run(client: MlflowClient, run_id: str, status: str) -> None:
 
 
 @contextmanager
-def closing_run(client: MlflowClient, run_id: str) -> Iterator[str]:
+def closing_run(uri: str, run_id: str) -> Iterator[str]:
     """Ends the run FINISHED on success, FAILED on an exception, KILLED on Ctrl-C or SIGTERM.
 
     SIGTERM is turned into an exception for the duration (main thread only), so the
     ``finally`` clauses of the work run and the run never stays RUNNING.
     """
+    client = store.client(uri)
     previous = None
     if threading.current_thread() is threading.main_thread():
         def on_term(signum, frame):

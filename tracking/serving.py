@@ -30,6 +30,7 @@ import numpy as np
 
 from mynn.data import scale_inputs
 from mynn.network import INPUT_NODES, Network
+from tracking import store
 
 MAX_BODY_BYTES = 64 << 20  # about 10,000 rows of 784 numbers as JSON
 OUTPUT_KEYS = [f"output_{i}" for i in range(10)]
@@ -121,7 +122,7 @@ def load(model_uri: str, tracking_uri: str | None = None) -> Served:
         raise ValueError(f"model URI {model_uri!r}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
     ref = model_uri[len("models:/"):]
     uri = tracking_uri or default_uri()
-    client = MlflowClient(uri, registry_uri=uri)
+    client = store.client(uri)
     if "@" in ref:
         name, alias = ref.split("@", 1)
         version = str(client.get_model_version_by_alias(name, alias).version)
@@ -183,3 +184,19 @@ def make_server(served: Served, host: str = "127.0.0.1", port: int = 5001) -> Th
     httpd = ThreadingHTTPServer((host, port), Handler)
     httpd.daemon_threads = True
     return httpd
+
+
+def serve(model_uri: str, host: str = "127.0.0.1", port: int = 5001) -> None:
+    """``mynn serve-model``: load the model, print where it is served, answer until Ctrl-C."""
+    from tracking.store import check_reachable, tracking_uri
+
+    check_reachable(tracking_uri())
+    served = load(model_uri)
+    httpd = make_server(served, host, port)
+    print(f"serving {model_uri} (version {served.version}) on http://{host}:{httpd.server_port}", flush=True)
+    try:
+        httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        httpd.server_close()

@@ -22,6 +22,14 @@ from mynn.paths import PROJECT_ROOT
 
 DEFAULT_EXPERIMENT = "mynn"
 
+#: MLflow client settings mynn relies on, applied by :func:`client` (a value already in the
+#: environment wins). A tracking server that goes away mid-run is retried with backoff for a
+#: bounded time (about 1 + 2 + 4 s of backoff, 20 s per request at most), then the run fails,
+#: instead of MLflow's default of minutes; MLflow's "View run at <tracking URI>" lines are off,
+#: as they would print credentials in the URI.
+CLIENT_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                   "MLFLOW_HTTP_REQUEST_TIMEOUT": "20", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
+
 
 class TrackingUnavailableError(RuntimeError):
     """The tracking store cannot be reached; the message names its address."""
@@ -30,6 +38,17 @@ class TrackingUnavailableError(RuntimeError):
 def tracking_uri() -> str:
     """``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<project>/mlflow.db``."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{PROJECT_ROOT / 'mlflow.db'}"
+
+
+def client(uri: str) -> MlflowClient:
+    """The MLflow client every mynn function uses (tracking and registry at ``uri``).
+
+    MLflow reads its HTTP retry bounds from the environment at each request and has no client
+    argument for them, so :data:`CLIENT_DEFAULTS` are set here, where every caller of mynn's
+    tasks and tracking functions passes, not by the command line only."""
+    for key, value in CLIENT_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def is_remote(uri: str) -> bool:
@@ -85,9 +104,9 @@ def create_store_once(uri: str) -> None:
     with open(db.with_name(db.name + ".lock"), "a") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         try:
-            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-            client.search_experiments(max_results=1)  # the tracking store's tables and migrations
-            client.search_registered_models(max_results=1)  # the model registry's
+            mlflow = client(uri)
+            mlflow.search_experiments(max_results=1)  # the tracking store's tables and migrations
+            mlflow.search_registered_models(max_results=1)  # the model registry's
         finally:
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
@@ -96,27 +115,23 @@ def ensure_experiment(uri: str, experiment: str = DEFAULT_EXPERIMENT) -> tuple[M
     """Check the store, create its schema and the experiment if needed; (client, experiment id).
 
     Call this once before starting parallel work: many processes creating a new SQLite
-    store at the same moment race on its schema. With credentials in ``uri``, MLflow's own
-    "View run at <address>" lines are turned off (MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT),
-    as they would print the password.
+    store at the same moment race on its schema.
     """
     check_reachable(uri)
-    if urlparse(uri).username is not None:  # MLflow prints run links with the address as given
-        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     create_store_once(uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    exp = client.get_experiment_by_name(experiment)
+    mlflow = client(uri)
+    exp = mlflow.get_experiment_by_name(experiment)
     if exp is not None:
         if exp.lifecycle_stage == "deleted":
-            client.restore_experiment(exp.experiment_id)
-        return client, exp.experiment_id
+            mlflow.restore_experiment(exp.experiment_id)
+        return mlflow, exp.experiment_id
     try:
-        return client, client.create_experiment(experiment, artifact_location=artifact_location(uri, experiment))
+        return mlflow, mlflow.create_experiment(experiment, artifact_location=artifact_location(uri, experiment))
     except MlflowException:  # created meanwhile by another process
-        exp = client.get_experiment_by_name(experiment)
+        exp = mlflow.get_experiment_by_name(experiment)
         if exp is None:
             raise
-        return client, exp.experiment_id
+        return mlflow, exp.experiment_id
 
 
 def run_ui_url(uri: str, experiment_id: str, run_id: str) -> str:

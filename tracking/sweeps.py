@@ -1,30 +1,29 @@
-"""Sweeps in MLflow: one parent run, one child run per point, reuse of finished points.
+"""Sweeps in MLflow: one parent run, one child run per point, and the finished points to reuse.
 
 Every child is linked to its parent by passing the parent's run id explicitly
 (``mlflow.parentRunId``), never through an "active run", so children can be created from
 worker processes or a Dask cluster. A child's origin is a tag:
 
-- ``trained``: this run trained the network (to the largest epoch count of its group);
+- ``trained``: this run trained the network (to the largest epoch count of its group), through
+  the same train-and-log path as a single run (checkpoints, ``config.json``, weights, metrics);
 - ``derived:<run id>``: an epoch count taken from the history of that longer training;
 - ``reused:<run id>``: the same point (same config, data and code) finished earlier.
+
+What to train, reuse or derive is decided in :mod:`mynn.grid` (``plan_points``).
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from mlflow import MlflowClient
 from mlflow.entities import Metric
 
 from mynn.config import NetworkConfig
-from mynn.data import load_npy
-from mynn.grid import Training, group_id, point_id
-from mynn.train import fit
-from tracking.runs import (TAG_PREFECT_FLOW_RUN_ID, EpochLogger, closing_run, log_params, logged_history, now_ms,
-                           start_run)
+from mynn.grid import Copy, Finished, Training, group_id, point_id
+from mynn.prepare import PreparedData
+from tracking import store
+from tracking.runs import closing_run, git_state, log_params, now_ms, prefect_tags, start_run
+from tracking.training import Trained, logged_history
 
 TAG_KIND = "mynn.kind"
 TAG_POINT = "mynn.point_id"
@@ -34,22 +33,11 @@ TAG_EPOCHS_TRAINED = "mynn.epochs_trained"
 
 
 @dataclass(frozen=True)
-class DataRef:
-    """Prepared data a worker can load by path (see flows.tasks.PreparedData)."""
-
-    label: str  # short name shown in run names and reports, e.g. "full" or "small"
-    train_dir: str
-    test_dir: str
-    train_digest: str
-    test_digest: str
-
-
-@dataclass(frozen=True)
 class PointResult:
     """One point of a sweep and where its numbers came from."""
 
     config: NetworkConfig
-    data: str  # DataRef.label
+    data: str  # PreparedData.label
     point_id: str
     run_id: str  # the child run under this sweep's parent
     origin: str  # trained | derived:<run id> | reused:<run id>
@@ -69,116 +57,103 @@ class PointResult:
 
 
 @dataclass(frozen=True)
-class TrainingJob:
-    """Everything a worker needs to run one training and log its points (picklable)."""
+class Sweep:
+    """The parent run of a sweep and what its children share (picklable: sent to workers)."""
 
     tracking_uri: str
     experiment_id: str
     parent_run_id: str
-    training: Training
-    data: DataRef
-    code: str
-    run_dir: str
+    data: PreparedData
+    code: str  # mynn.grid.code_digest() of the code that trains
     flow_run_id: str | None = None  # the sweep's Prefect flow run, so `mynn reconcile` can close children
 
+    def with_data(self, data: PreparedData) -> Sweep:
+        """The same parent, children on other data (the reproduction's 100/10 run)."""
+        return dataclasses.replace(self, data=data)
 
-def _child_tags(pid: str, gid: str, origin: str, data: DataRef, code: str,
-                flow_run_id: str | None = None) -> dict[str, str]:
-    tags = {TAG_KIND: "point", TAG_POINT: pid, TAG_GROUP: gid, TAG_ORIGIN: origin,
-            "mynn.data": data.label, "mynn.code_version": code}
-    if flow_run_id:
-        tags[TAG_PREFECT_FLOW_RUN_ID] = flow_run_id
-    return tags
-
-
-def _child_params(data: DataRef, code: str, pid: str) -> dict[str, str]:
-    return {"data": data.label, "train_digest": data.train_digest, "test_digest": data.test_digest,
-            "code_version": code, "point_id": pid}
+    def ids(self, config: NetworkConfig) -> tuple[str, str]:
+        """(point id, group id) of a config on this sweep's data and code."""
+        d = (self.data.train.digest, self.data.test.digest, self.code)
+        return point_id(config, *d), group_id(config, *d)
 
 
-def _name(config: NetworkConfig, data: DataRef) -> str:
-    return config.run_name() + ("" if data.label == "full" else f"-{data.label}")
+def start_parent(uri: str, experiment_id: str, name: str, kind: str, params: dict,
+                 flow_run_id: str | None = None, flow_run_url: str | None = None) -> str:
+    """The RUNNING parent run of a sweep or reproduction; its run id."""
+    tags = {"mlflow.runName": name, TAG_KIND: kind, "mlflow.source.git.commit": git_state()["git_commit"],
+            **prefect_tags(flow_run_id, flow_run_url)}
+    client = store.client(uri)
+    run_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+    log_params(client, run_id, params)
+    return run_id
 
 
-def run_training(job: TrainingJob) -> list[PointResult]:
-    """Train one group and log its points as children of the sweep's parent (worker side).
+def _start_child(sweep: Sweep, config: NetworkConfig, origin: str, extra_tags: dict | None = None) -> str:
+    pid, gid = sweep.ids(config)
+    label = sweep.data.label
+    tags = {TAG_KIND: "point", TAG_POINT: pid, TAG_GROUP: gid, TAG_ORIGIN: origin, "mynn.data": label,
+            "mynn.code_version": sweep.code, **prefect_tags(sweep.flow_run_id), **(extra_tags or {})}
+    name = config.run_name() + ("" if label == "full" else f"-{label}")
+    client = store.client(sweep.tracking_uri)
+    run_id = start_run(client, sweep.experiment_id, config, run_name=name, parent_run_id=sweep.parent_run_id,
+                       tags=tags)
+    log_params(client, run_id, {"data": label, "code_version": sweep.code, "point_id": pid})
+    return run_id
 
-    The largest epoch count is trained in a child run that logs every epoch as it happens;
-    each smaller count gets a child run whose metrics are taken from that history.
-    """
-    client = MlflowClient(job.tracking_uri)
-    cfg, data, code = job.training.config, job.data, job.code
-    gid = group_id(cfg, data.train_digest, data.test_digest, code)
-    pid = point_id(cfg, data.train_digest, data.test_digest, code)
-    train, test = load_npy(data.train_dir), load_npy(data.test_dir)
-    tags = _child_tags(pid, gid, "trained", data, code, job.flow_run_id)
-    tags[TAG_EPOCHS_TRAINED] = str(cfg.epochs)
-    run_id = start_run(client, job.experiment_id, cfg, run_name=_name(cfg, data),
-                       parent_run_id=job.parent_run_id, tags=tags)
-    out = Path(job.run_dir) / run_id
-    with closing_run(client, run_id):
-        log_params(client, run_id, _child_params(data, code, pid))
-        net, history = fit(cfg, train.pixels, train.labels, test=(test.pixels, test.labels),
-                           callback=EpochLogger(client, run_id, out / "checkpoints"))
-        seconds = sum(h.seconds for h in history)
-        ts = now_ms()
-        client.log_batch(run_id, metrics=[Metric("performance", history[-1].performance, ts, 0),
-                                          Metric("training_seconds", seconds, ts, 0),
-                                          Metric("records_per_s", len(train) * len(history) / seconds, ts, 0)])
-        client.log_artifact(run_id, str(net.save(out / "weights.npz")))
-    perf = [h.performance for h in history]
-    mse = [h.train_mse for h in history]
-    results = [PointResult(cfg, data.label, pid, run_id, "trained", perf[-1], mse[-1], perf, seconds)]
-    for e in job.training.epochs:
-        if e == cfg.epochs:
-            continue
-        results.append(log_copy(client, job.experiment_id, job.parent_run_id, dataclasses.replace(cfg, epochs=e),
-                                data, code, f"derived:{run_id}", perf[:e], mse[:e], job.flow_run_id))
+
+def start_trained_child(sweep: Sweep, training: Training) -> str:
+    """The RUNNING child run that trains ``training``; its run id."""
+    return _start_child(sweep, training.config, "trained", {TAG_EPOCHS_TRAINED: str(training.config.epochs)})
+
+
+def log_performance(uri: str, run_id: str, trained: Trained) -> None:
+    """A trained child's score: its last epoch's test performance (a single run's evaluate task
+    logs the same number)."""
+    store.client(uri).log_batch(run_id, metrics=[Metric("performance", trained.performance, now_ms(), 0)])
+
+
+def trained_points(sweep: Sweep, training: Training, run_id: str, trained: Trained) -> list[PointResult]:
+    """The trained point and, for each smaller epoch count of its group, a derived child run."""
+    perf = [h["performance"] for h in trained.history]
+    mse = [h["train_mse"] for h in trained.history]
+    cfg = training.config
+    results = [PointResult(cfg, sweep.data.label, sweep.ids(cfg)[0], run_id, "trained", perf[-1], mse[-1], perf,
+                           trained.training_seconds)]
+    for e in training.epochs:
+        if e != cfg.epochs:
+            results.append(log_copy(sweep, dataclasses.replace(cfg, epochs=e), f"derived:{run_id}", perf[:e], mse[:e]))
     return results
 
 
-def log_copy(client: MlflowClient, experiment_id: str, parent_run_id: str, config: NetworkConfig, data: DataRef,
-             code: str, origin: str, epoch_performance: list[float], epoch_mse: list[float],
-             flow_run_id: str | None = None) -> PointResult:
+def log_copies(sweep: Sweep, copies: list[Copy]) -> list[PointResult]:
+    """A child run per reused or derived point, its numbers taken from the finished run."""
+    client = store.client(sweep.tracking_uri)
+    out = []
+    for c in copies:
+        history = [h for h in logged_history(client, c.run_id) if h["performance"] is not None]
+        perf, mse = [h["performance"] for h in history], [h["train_mse"] for h in history]
+        out.append(log_copy(sweep, c.config, f"{c.kind}:{c.run_id}", perf[:c.config.epochs], mse[:c.config.epochs]))
+    return out
+
+
+def log_copy(sweep: Sweep, config: NetworkConfig, origin: str, epoch_performance: list[float],
+             epoch_mse: list[float]) -> PointResult:
     """A child run for a point whose numbers come from another run (derived or reused):
     the same parameters, and the per-epoch metrics up to its epoch count."""
-    pid = point_id(config, data.train_digest, data.test_digest, code)
-    gid = group_id(config, data.train_digest, data.test_digest, code)
-    run_id = start_run(client, experiment_id, config, run_name=_name(config, data), parent_run_id=parent_run_id,
-                       tags=_child_tags(pid, gid, origin, data, code, flow_run_id))
-    with closing_run(client, run_id):
-        log_params(client, run_id, _child_params(data, code, pid))
+    run_id = _start_child(sweep, config, origin)
+    with closing_run(sweep.tracking_uri, run_id):
         ts = now_ms()
         metrics = [Metric("performance", epoch_performance[-1], ts, 0)]
         for e, (p, m) in enumerate(zip(epoch_performance, epoch_mse), start=1):
             metrics += [Metric("epoch_performance", p, ts, e), Metric("train_mse", m, ts, e)]
-        client.log_batch(run_id, metrics=metrics)
-    return PointResult(config, data.label, pid, run_id, origin, epoch_performance[-1], epoch_mse[-1],
-                       list(epoch_performance))
+        store.client(sweep.tracking_uri).log_batch(run_id, metrics=metrics)
+    return PointResult(config, sweep.data.label, sweep.ids(config)[0], run_id, origin, epoch_performance[-1],
+                       epoch_mse[-1], list(epoch_performance))
 
 
-@dataclass(frozen=True)
-class Finished:
-    """A finished point run found in the store."""
-
-    run_id: str
-    origin: str
-    epochs_trained: int | None
-    params: dict = field(default_factory=dict, compare=False, repr=False)
-
-    def is_point(self, config: NetworkConfig, data: DataRef, code: str, epochs: int | None = None) -> bool:
-        """Whether this run's recorded parameters are this point: the config (with ``epochs``
-        if given), the train and test content digests and the code version. A point id is a
-        key; this checks what the key stands for before a finished run is reused."""
-        want = {k: str(v) for k, v in config.to_dict().items()}
-        if epochs is not None:
-            want["epochs"] = str(epochs)
-        want.update(train_digest=data.train_digest, test_digest=data.test_digest, code_version=code)
-        return all(self.params.get(k) == v for k, v in want.items())
-
-
-def finished_points(client: MlflowClient, experiment_id: str) -> tuple[dict[str, Finished], dict[str, list[Finished]]]:
+def finished_points(uri: str, experiment_id: str) -> tuple[dict[str, Finished], dict[str, list[Finished]]]:
     """Finished point runs of an experiment: by point id, and trained runs by group id."""
+    client = store.client(uri)
     by_point: dict[str, Finished] = {}
     by_group: dict[str, list[Finished]] = {}
     token = None
@@ -198,25 +173,3 @@ def finished_points(client: MlflowClient, experiment_id: str) -> tuple[dict[str,
         token = page.token
         if not token:
             return by_point, by_group
-
-
-def history_of(client: MlflowClient, run_id: str) -> tuple[list[float], list[float]]:
-    """(epoch_performance, train_mse) by epoch 1.. as logged on a run (epochs with both)."""
-    history = [h for h in logged_history(client, run_id) if h["performance"] is not None]
-    return [h["performance"] for h in history], [h["train_mse"] for h in history]
-
-
-def table(results: list[PointResult]) -> tuple[str, str]:
-    """The sweep's summary as (CSV, markdown), one row per point."""
-    rows = [r.row() for r in results]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    varied = [k for k in rows[0] if k not in ("run_id", "train_mse", "training_seconds")
-              and (k in ("performance", "origin") or len({str(r[k]) for r in rows}) > 1)]
-    md = ["| " + " | ".join(varied) + " |", "|" + "---|" * len(varied)]
-    for r in sorted(rows, key=lambda r: [str(r[k]) for k in varied if k not in ("performance", "origin")]):
-        md.append("| " + " | ".join(f"{r[k]:.4f}" if k == "performance" else str(r[k]) for k in varied) + " |")
-    return buf.getvalue(), "\n".join(md) + "\n"
-

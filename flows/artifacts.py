@@ -1,0 +1,37 @@
+"""What a flow run shows in the Prefect UI: a link to its MLflow run and a markdown summary."""
+from __future__ import annotations
+
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
+from prefect.runtime import flow_run
+
+from mynn.config import NetworkConfig
+from mynn.fetch import redact_url
+from mynn.tables import markdown_table
+
+
+def current_flow_run() -> tuple[str | None, str | None]:
+    """(id, UI link) of the flow run this code runs in; (None, None) outside one."""
+    if not flow_run.id:
+        return None, None
+    return str(flow_run.id), (str(flow_run.ui_url) if flow_run.ui_url else None)
+
+
+def link(url: str, text: str, key: str) -> None:
+    create_link_artifact(link=url, link_text=text, key=key, description="The MLflow run of this flow run")
+
+
+def train_summary(config: NetworkConfig, source: str, summary: dict, alias: str) -> None:
+    """The train flow's result: score, parameters, the registry's decision and the timing."""
+    rows = [*config.to_dict().items(), ("source", redact_url(source))]
+    create_markdown_artifact(key="summary", description="Result of this training", markdown="\n".join([
+        f"# {summary['run_name']}: performance {summary['performance']:.4f}", "",
+        f"MLflow run: [{summary['run_id']}]({summary['run_url']})", "",
+        markdown_table(["parameter", "value"], rows),
+        f"Model **{summary['model_name']}** version {summary['model_version']}: "
+        f"{'promoted to' if summary['promoted'] else 'not promoted to'} `{alias}` ({summary['reason']}).", "",
+        f"Training {summary['training_seconds']:.1f} s ({summary['records_per_s']:,.0f} records/s) "
+        f"of {summary['pipeline_seconds']:.1f} s in the flow."]))
+
+
+def markdown(key: str, text: str) -> None:
+    create_markdown_artifact(key=key, markdown=text)

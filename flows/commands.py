@@ -1,0 +1,146 @@
+"""What each ``mynn`` command does once :mod:`flows.cli` has parsed it: check the input, then
+run the flow (in a temporary Prefect server unless ``PREFECT_API_URL`` is set) and print."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+
+from pydantic import BaseModel, ValidationError
+
+from mynn import promotion
+from mynn.config import NetworkConfig
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Errors about the user's input (data, sources, a run to resume): one clear line, no traceback."""
+    from mynn.data import DataFormatError
+    from mynn.fetch import FetchError
+    from tracking.compare import NoRunsError
+    from tracking.runs import ResumeError
+
+    return (DataFormatError, FetchError, ResumeError, NoRunsError)
+
+
+class _NoTracebackFor(logging.Filter):
+    """Records of these exceptions keep their message but lose the traceback: one clear line."""
+
+    def __init__(self, types: tuple[type[BaseException], ...]) -> None:
+        super().__init__()
+        self.types = types
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], self.types):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _quiet_user_error_tracebacks() -> None:
+    import flows.tasks  # noqa: F401  (imports Prefect, which sets up its log handlers)
+
+    quiet = _NoTracebackFor(user_errors())
+    loggers = [logging.getLogger()] + [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)
+                                       if name.startswith("prefect")]
+    for handler in (h for logger in loggers for h in logger.handlers):
+        if not any(isinstance(f, _NoTracebackFor) for f in handler.filters):
+            handler.addFilter(quiet)
+
+
+def _validated(parser: argparse.ArgumentParser, model: type[BaseModel], args: argparse.Namespace) -> BaseModel:
+    """The config (or grid) options as the flow's pydantic model; a bad value ends in parser.error."""
+    try:
+        return model(**{f.name: getattr(args, f.name) for f in dataclasses.fields(NetworkConfig)})
+    except ValidationError as exc:
+        parser.error("; ".join(f"--{'.'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']} "
+                               f"(got {e.get('input')!r})" for e in exc.errors()))
+
+
+def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse names MLflow would refuse (or misread) later, and out-of-range numbers, up front."""
+    from tracking.names import check_alias, check_experiment_name, check_model_name
+
+    checks = {"model_name": check_model_name, "alias": check_alias, "experiment": check_experiment_name,
+              "alpha": promotion.check_alpha}
+    for option, check in checks.items():
+        values = getattr(args, option, None) if args.command != "compare" or option != "experiment" else None
+        for value in values if isinstance(values, list) else [values]:
+            try:
+                None if value is None else check(value)
+            except ValueError as exc:
+                parser.error(f"--{option.replace('_', '-')}: {exc}")
+    for option, least in (("workers", 1), ("seeds", 1)):
+        if getattr(args, option, least) < least:
+            parser.error(f"--{option}: must be at least {least} (got {getattr(args, option)})")
+
+
+def _in_prefect(flow, **parameters):
+    from flows.local_server import temporary_prefect_server
+
+    with temporary_prefect_server():
+        return flow(**parameters)
+
+
+def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.command in ("train", "sweep", "reproduce"):
+        _quiet_user_error_tracebacks()
+    _check(parser, args)
+    cmd = args.command
+    if cmd == "train":
+        from flows.params import TrainConfig
+        from flows.train_flow import train_flow
+
+        summary = _in_prefect(train_flow, config=_validated(parser, TrainConfig, args), source=args.source,
+                              model_name=args.model_name, experiment=args.experiment, alias=args.alias,
+                              promotion=args.promotion, alpha=args.alpha, resume=args.resume)
+        print(json.dumps(summary, indent=2))
+    elif cmd in ("sweep", "reproduce"):
+        from flows.params import SweepGrid
+        from flows.reproduce import reproduce_flow
+        from flows.runners import task_runner
+        from flows.sweep_flow import sweep_flow
+
+        runner = task_runner(args.workers, args.dask_address)
+        if cmd == "sweep":
+            summary = _in_prefect(sweep_flow.with_options(task_runner=runner), grid=_validated(parser, SweepGrid, args),
+                                  source=args.source, train_records=args.train_records,
+                                  test_records=args.test_records, experiment=args.experiment, name=args.name)
+        else:
+            summary = _in_prefect(reproduce_flow.with_options(task_runner=runner), seeds=args.seeds, quick=args.quick,
+                                  source=args.source, experiment=args.experiment)
+            print(summary["report"])
+        print(json.dumps({k: v for k, v in summary.items() if k not in ("report", "results")}, indent=2))
+    elif cmd == "compare":
+        from tracking import compare, plots
+        from tracking.store import tracking_uri
+
+        result = compare.compare_experiments(tracking_uri(), args.experiment, args.metric, args.param, args.filter,
+                                             args.series)
+        print(result.markdown(), end="")
+        if args.out:
+            print(f"plot: {plots.save_png(result.figure(), args.out)}")
+    elif cmd == "reconcile":
+        from flows.ops import reconcile_runs
+
+        closed = _in_prefect(reconcile_runs, dry_run=args.dry_run)
+        for c in closed:
+            print(f"{'would close' if args.dry_run else 'closed'} {c.run_id} ({c.run_name}) as {c.status}: {c.reason}")
+        print(f"{len(closed)} run(s) {'to close' if args.dry_run else 'closed'}")
+    elif cmd == "serve":
+        from flows.ops import DEFAULT_RETRAIN_CRON, check_cron, serve
+
+        if not os.environ.get("PREFECT_API_URL"):
+            parser.error("serve: set PREFECT_API_URL to a running Prefect server (e.g. http://127.0.0.1:4200/api); "
+                         "start one with: prefect server start --host 127.0.0.1")
+        cron = None if args.no_schedule else (args.retrain_cron or DEFAULT_RETRAIN_CRON)
+        try:
+            check_cron(cron)
+        except ValueError as exc:
+            parser.error(f"--retrain-cron: {exc}")
+        serve(cron, args.source, args.workers, args.limit)
+    elif cmd == "serve-model":
+        from tracking import serving
+
+        serving.serve(args.model_uri, args.host, args.port)
+    return 0

@@ -1,0 +1,36 @@
+"""Where sweep points train: a process pool on this machine, or a Dask cluster (prefect-dask)."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+from prefect.task_runners import ProcessPoolTaskRunner
+
+DEFAULT_WORKERS = 2
+
+
+def task_runner(workers: int = DEFAULT_WORKERS, dask_address: str | None = None):
+    """A process pool of ``workers`` on this machine, or the Dask cluster at ``dask_address``."""
+    if dask_address:
+        from prefect_dask import DaskTaskRunner
+
+        return DaskTaskRunner(address=dask_address)
+    return ProcessPoolTaskRunner(max_workers=workers)
+
+
+@contextmanager
+def workers_reach_this_api() -> Iterator[None]:
+    """Worker processes must report to this flow's Prefect API. A process pool passes the
+    current Prefect settings on to its workers, so when the API address is not in the settings
+    (a temporary server Prefect started by itself) it is put there for the block, in Prefect's
+    settings context: no environment variable of this process changes."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if PREFECT_API_URL.value():
+        yield
+        return
+    with get_client(sync_client=True) as client:
+        api_url = str(client.api_url).rstrip("/")
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        yield

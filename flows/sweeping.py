@@ -1,0 +1,61 @@
+"""The steps a sweep and the book's reproduction share: data once, a parent run, the points.
+
+A sweep's points are planned in :mod:`mynn.grid` (reuse a finished point, derive an epoch count
+from a longer training, train the rest); the trainings run in parallel on the flow's task
+runner (:mod:`flows.runners`), each through the one train-and-log path.
+"""
+from __future__ import annotations
+
+from prefect import get_run_logger
+
+from flows import tasks
+from flows.artifacts import current_flow_run
+from flows.runners import workers_reach_this_api
+from mynn.grid import code_digest, plan_points
+from mynn.config import NetworkConfig
+from mynn.prepare import PreparedData
+from tracking import sweeps
+from tracking.store import run_ui_url
+
+
+def prepare_data(source: str, train_records: int | None = None, test_records: int | None = None) -> PreparedData:
+    """Download and preprocess once (optionally the first N/M records)."""
+    return tasks.preprocess(tasks.download(source), train_records=train_records, test_records=test_records)
+
+
+def start_sweep(uri: str, experiment_id: str, name: str, kind: str, data: PreparedData,
+                params: dict) -> tuple[sweeps.Sweep, str]:
+    """The parent run (RUNNING) and what its children share; (sweep, the parent's UI link)."""
+    fr_id, fr_url = current_flow_run()
+    code = code_digest()
+    parent = sweeps.start_parent(uri, experiment_id, name, kind, {**params, "code_version": code}, fr_id, fr_url)
+    return sweeps.Sweep(uri, experiment_id, parent, data, code, fr_id), run_ui_url(uri, experiment_id, parent)
+
+
+def run_points(point_sets: list[tuple[sweeps.Sweep, list[NetworkConfig]]]) -> list[sweeps.PointResult]:
+    """Per (sweep, configs): reuse what finished before, derive epoch counts; then train the rest
+    of all sets in parallel, longest first. Every point's result (a child run each); fails after
+    all trainings ended if any of them failed."""
+    log = get_run_logger()
+    results, jobs = [], []
+    for sweep, configs in point_sets:
+        by_point, by_group = sweeps.finished_points(sweep.tracking_uri, sweep.experiment_id)
+        plan = plan_points(configs, sweep.data.train.digest, sweep.data.test.digest, sweep.code, by_point, by_group)
+        for message in plan.refused:
+            log.warning(message)
+        results += sweeps.log_copies(sweep, plan.copies)
+        jobs += [(sweep, training) for training in plan.trainings]
+        log.info(f"{sweep.data.label}: {len(plan.copies)} point(s) reused or derived from earlier runs; "
+                 f"{len(plan.trainings)} training(s) to run")
+    jobs.sort(key=lambda job: -job[1].config.hidden_nodes * job[1].config.epochs)  # the pool finishes together
+    with workers_reach_this_api():
+        futures = [tasks.train_points.submit(sweep, training) for sweep, training in jobs]
+        errors = []
+        for fut in futures:
+            try:
+                results.extend(fut.result())
+            except Exception as exc:  # let the others finish; the sweep fails below, naming the first
+                errors.append(exc)
+    if errors:
+        raise RuntimeError(f"{len(errors)} of {len(futures)} training(s) failed; first: {errors[0]!r}") from errors[0]
+    return results

@@ -1,0 +1,155 @@
+"""The MLflow side of training a run: epoch checkpoints, per-epoch metrics, resume, results.
+
+:class:`RunRecorder` is what the one train-and-log path (:func:`flows.training.train_and_log`)
+hands to :func:`mynn.train.fit`: it finds where an interrupted run stopped (checking the
+checkpoints against what the run logged), writes a checkpoint and logs the metrics of every
+epoch as it ends, and at the end logs the weights, ``config.json`` and the totals. A single
+run and every sweep child go through it, so they record the same things.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric
+
+from mynn.config import NetworkConfig
+from mynn.network import Network
+from mynn.train import EpochStats
+from tracking import store
+from tracking.runs import ResumeError, check_checkpoints, now_ms
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A trained network on disk and its per-epoch history (every epoch, also across a resume)."""
+
+    weights_path: Path
+    history: list[dict] = field(default_factory=list)  # [{epoch, train_mse, performance}]
+    training_seconds: float = 0.0
+    records_per_s: float = 0.0
+    resumed_from_epoch: int = 0
+
+    @property
+    def performance(self) -> float | None:
+        """The test score after the last epoch (None without a test set)."""
+        return self.history[-1]["performance"] if self.history else None
+
+
+class RunRecorder:
+    """Records the training of MLflow run ``run_id``; files go to ``run_dir`` (checkpoints/,
+    weights.npz, config.json)."""
+
+    def __init__(self, tracking_uri: str, run_id: str, run_dir: Path, log=None):
+        self.client, self.run_id, self.run_dir = store.client(tracking_uri), run_id, Path(run_dir)
+        self.checkpoint_dir = self.run_dir / "checkpoints"
+        self.on_epoch = EpochLogger(self.client, run_id, self.checkpoint_dir, log=log)
+        self.log = log
+        self.start = 0
+
+    def resume(self, config: NetworkConfig) -> Network | None:
+        """The network of the run's last checkpoint (None for a run that logged no epoch yet).
+
+        Refuses (:class:`ResumeError`) checkpoints of another config, and a run whose logged
+        epochs are not covered by checkpoints (:func:`check_checkpoints`)."""
+        found = check_checkpoints(self.client, self.run_id, self.checkpoint_dir)
+        if found is None:
+            return None
+        self.start, path = found
+        network = Network.load(path)
+        if dataclasses.replace(network.config, epochs=config.epochs) != config:
+            raise ResumeError(f"checkpoint {path} holds a network of {network.config.run_name()}, not of "
+                              f"{config.run_name()}: not a checkpoint of this run")
+        if self.log is not None:
+            self.log(f"resuming from checkpoint {path} (epoch {self.start} of {config.epochs})")
+        self.client.set_tag(self.run_id, "mynn.resumed_from_epoch", str(self.start))
+        log_missing_checkpoint_metrics(self.client, self.run_id, path)
+        return network
+
+    def finish(self, network: Network, history: list[EpochStats], config: NetworkConfig, records: int,
+               task_seconds: float) -> Trained:
+        """Log the weights, ``config.json`` and the totals (over every epoch, also across a resume)."""
+        client, run_id = self.client, self.run_id
+        seconds = sum(h.seconds for h in history)
+        if self.start:
+            seconds = sum({m.step: m.value for m in client.get_metric_history(run_id, "epoch_seconds")
+                           if 1 <= m.step <= config.epochs}.values())
+        epochs_done = config.epochs if self.start else len(history)
+        weights = network.save(self.run_dir / "weights.npz")
+        client.log_artifact(run_id, str(weights))
+        config_file = self.run_dir / "config.json"
+        config_file.write_text(json.dumps(config.to_dict(), indent=2))
+        client.log_artifact(run_id, str(config_file))
+        rate = records * epochs_done / seconds if seconds else 0.0
+        ts = now_ms()
+        client.log_batch(run_id, metrics=[Metric("training_seconds", seconds, ts, 0),
+                                          Metric("records_per_s", rate, ts, 0),
+                                          Metric("train_task_seconds", task_seconds, ts, 0)])
+        all_history = logged_history(client, run_id) if self.start else [h.to_dict() for h in history]
+        return Trained(weights, all_history, seconds, rate, self.start)
+
+
+class EpochLogger:
+    """Training callback: writes a checkpoint ``epoch-NNN.npz`` (and its stats, ``.json``)
+    into ``checkpoint_dir``, then logs the epoch's metrics with ``step=epoch``.
+
+    Checkpoint first: an epoch whose metrics are logged always has its checkpoint, so a
+    resumed run never logs an epoch twice (see :func:`log_epoch_metrics` for the other gap).
+    """
+
+    def __init__(self, client: MlflowClient, run_id: str, checkpoint_dir: Path, log=None):
+        self.client, self.run_id, self.checkpoint_dir = client, run_id, Path(checkpoint_dir)
+        self.log = log
+
+    def __call__(self, stats: EpochStats, network: Network) -> None:
+        path = network.save(self.checkpoint_dir / f"epoch-{stats.epoch:03d}.npz")
+        _write_json_atomic(path.with_suffix(".json"), stats.to_dict())
+        log_epoch_metrics(self.client, self.run_id, stats.to_dict())
+        if self.log is not None:
+            perf = "" if stats.performance is None else f", performance {stats.performance:.4f}"
+            self.log(f"epoch {stats.epoch}: train_mse {stats.train_mse:.5f}{perf}, "
+                     f"{stats.records_per_s:,.0f} records/s")
+
+
+def log_epoch_metrics(client: MlflowClient, run_id: str, stats: dict) -> None:
+    """One epoch's metrics (an EpochStats as a dict) with ``step=epoch``."""
+    ts, e = now_ms(), stats["epoch"]
+    metrics = [Metric("train_mse", stats["train_mse"], ts, e), Metric("epoch_seconds", stats["seconds"], ts, e),
+               Metric("epoch_records_per_s", stats["records_per_s"], ts, e)]
+    if stats.get("performance") is not None:
+        metrics.append(Metric("epoch_performance", stats["performance"], ts, e))
+    client.log_batch(run_id, metrics=metrics)
+
+
+def log_missing_checkpoint_metrics(client: MlflowClient, run_id: str, checkpoint: Path) -> bool:
+    """On resume: if the process stopped between writing a checkpoint and logging its
+    metrics, log them now from the checkpoint's stats file. True if it did."""
+    epoch = int(checkpoint.stem.split("-")[1])
+    if any(m.step == epoch for m in client.get_metric_history(run_id, "train_mse")):
+        return False
+    stats_file = checkpoint.with_suffix(".json")
+    if not stats_file.exists():
+        return False
+    log_epoch_metrics(client, run_id, json.loads(stats_file.read_text()))
+    return True
+
+
+def _write_json_atomic(path: Path, obj: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(obj))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def logged_history(client: MlflowClient, run_id: str) -> list[dict]:
+    """The per-epoch history as logged on a run: [{epoch, train_mse, performance}], by epoch."""
+    mse = {m.step: m.value for m in client.get_metric_history(run_id, "train_mse")}
+    perf = {m.step: m.value for m in client.get_metric_history(run_id, "epoch_performance")}
+    return [{"epoch": e, "train_mse": mse[e], "performance": perf.get(e)} for e in sorted(mse)]
