@@ -13,6 +13,7 @@ from pathlib import Path
 
 from mynn import paths
 from mynn.config import NetworkConfig
+from mynn.data import Dataset
 from mynn.grid import Training
 from mynn.prepare import PreparedData
 from mynn.train import fit
@@ -22,12 +23,13 @@ from tracking.training import RunRecorder, Trained
 
 
 def train_and_log(data: PreparedData, config: NetworkConfig, tracking_uri: str, run_id: str,
-                  run_dir: str | Path | None = None, log=None) -> Trained:
+                  run_dir: str | Path | None = None, log=None, datasets: tuple[Dataset, Dataset] | None = None) -> Trained:
     """Train ``config`` on ``data`` inside MLflow run ``run_id`` (files in ``run_dir``, by
-    default ``<runs dir>/<run id>``); resumes from the run's checkpoints if it has any."""
+    default ``<runs dir>/<run id>``); resumes from the run's checkpoints if it has any.
+    ``datasets``: ``data.load()`` if the caller has loaded it already."""
     recorder = RunRecorder(tracking_uri, run_id, Path(run_dir) if run_dir else paths.runs_dir() / run_id, log=log)
     network = recorder.resume(config)
-    train, test = data.load()
+    train, test = datasets or data.load()
     t0 = time.perf_counter()
     net, history = fit(config, train.pixels, train.labels, test=(test.pixels, test.labels),
                        callback=recorder.on_epoch, network=network, start_epoch=recorder.start)
@@ -38,9 +40,10 @@ def train_points(sweep: sweeps.Sweep, training: Training, run_dir: str | Path, l
     """Train one group of a sweep (to its largest epoch count) as a full child run of the sweep's
     parent, then log a derived child for each smaller epoch count."""
     uri = sweep.tracking_uri
+    datasets = sweep.data.load()  # missing or damaged data fails before a child run exists
     run_id = sweeps.start_trained_child(sweep, training)
     with closing_run(uri, run_id):
         log_data(uri, run_id, sweep.data)
-        trained = train_and_log(sweep.data, training.config, uri, run_id, Path(run_dir) / run_id, log=log)
+        trained = train_and_log(sweep.data, training.config, uri, run_id, Path(run_dir) / run_id, log, datasets)
         sweeps.log_performance(uri, run_id, trained)
     return sweeps.trained_points(sweep, training, run_id, trained)

@@ -27,16 +27,15 @@ class BookRow:
 BOOK_TABLE: tuple[BookRow, ...] = (
     BookRow("small data: train 100, test 10", "small", 100, 0.3, 1, 0.6),
     BookRow("first full run", "full", 100, 0.3, 1, 0.9473),
-    BookRow("learning rate", "full", 100, 0.6, 1, 0.9047),
-    BookRow("learning rate", "full", 100, 0.1, 1, 0.9523),
-    BookRow("learning rate", "full", 100, 0.01, 1, 0.9241),
-    BookRow("learning rate", "full", 100, 0.2, 1, 0.9537),
+    # performance after 1 epoch (H=100) by learning rate
+    *(BookRow("learning rate", "full", 100, lr, 1, book)
+      for lr, book in ((0.6, 0.9047), (0.1, 0.9523), (0.01, 0.9241), (0.2, 0.9537))),
     BookRow("epochs (lr 0.2)", "full", 100, 0.2, 2, 0.9579),
     BookRow("epochs (lr 0.1, peak)", "full", 100, 0.1, 7, 0.9628),
-    BookRow("hidden nodes", "full", 5, 0.1, 5, 0.7001),
-    BookRow("hidden nodes", "full", 10, 0.1, 5, 0.8998),
-    BookRow("hidden nodes (the book's final code)", "full", 200, 0.1, 5, 0.9751),
-    BookRow("hidden nodes (a long run)", "full", 500, 0.1, 5, 0.9762),
+    # performance after 5 epochs at lr 0.1 by hidden nodes
+    *(BookRow(f"hidden nodes{note}", "full", hidden, 0.1, 5, book)
+      for hidden, book, note in ((5, 0.7001, ""), (10, 0.8998, ""), (200, 0.9751, " (the book's final code)"),
+                                 (500, 0.9762, " (a long run)"))),
 )
 
 LEARNING_RATES = (0.01, 0.1, 0.2, 0.3, 0.6)

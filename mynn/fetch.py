@@ -270,6 +270,16 @@ class FetchResult:
     train: FetchedFile
     test: FetchedFile
 
+    @property
+    def bytes_transferred(self) -> int:
+        """Bytes read from the source for both files (0 when both came from the cache)."""
+        return self.train.bytes_transferred + self.test.bytes_transferred
+
+    @property
+    def verified(self) -> bool:
+        """Both files had the digests the source pins."""
+        return self.train.verified and self.test.verified
+
     def __getitem__(self, split: str) -> FetchedFile:
         if split not in SPLITS:
             raise KeyError(split)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +34,7 @@ class Prepared:
     digest: str  # content digest (mynn.data.Dataset.digest)
     records: int
     known_as: str | None  # the name in mynn.data.KNOWN_DIGESTS, if the content is a known set
-    cache_hit: bool
+    cache_hit: bool = field(compare=False)  # a fact of this call, not of the data
     file_sha256: str | None = None  # SHA-256 of the file it was parsed from (None: a subset)
     origin: str | None = None  # that file as the user knows it: a path or a URL (no credentials)
 
@@ -158,4 +158,4 @@ def prepare_fetched(fetched, cache_dir: str | os.PathLike) -> PreparedData:
         except DataFormatError:
             fetch.forget(f.path, cache_dir)
             raise
-    return PreparedData(fetched.source.spec, prepared[0], prepared[1], fetched.train.verified and fetched.test.verified)
+    return PreparedData(fetched.source.spec, prepared[0], prepared[1], fetched.verified)

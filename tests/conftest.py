@@ -64,8 +64,9 @@ def tracking_env(tmp_path, monkeypatch, _empty_mlflow_db):
 
 @pytest.fixture(scope="session")
 def prefect_harness():
-    """One temporary Prefect server and database for the whole session (about 10 s to start)."""
+    """One temporary Prefect server and database for the whole session (about 10 s to start; on
+    a loaded 2-core machine over 30 s, Prefect's default limit, so the limit only bounds a hang)."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness():
+    with prefect_test_harness(server_startup_timeout=300):
         yield

@@ -19,7 +19,7 @@ from flows.train_flow import train_flow
 from mynn import paths
 from mynn.config import NetworkConfig
 from mynn.data import KNOWN_DIGESTS, DataFormatError
-from tracking.runs import code_version
+from tracking.runs import git_state
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -61,7 +61,7 @@ def test_the_whole_chain_leaves_a_complete_mlflow_run(tracking_env):
     assert params["test_digest"] == KNOWN_DIGESTS["mnist_test_10"]
     assert (params["train_records"], params["test_records"]) == ("100", "10")
     assert params["version.numpy"] == numpy.__version__
-    commit = code_version()["git_commit"]
+    commit = git_state()["git_commit"]
     assert params["git_commit"] == commit and len(commit) == 40
 
     # metrics, per epoch with steps, and the final ones

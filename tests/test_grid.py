@@ -7,7 +7,7 @@ import re
 import pytest
 
 from mynn.config import NetworkConfig
-from mynn.grid import FIELDS, Training, code_version, expand, group_id, plan, point_id
+from mynn.grid import FIELDS, Copy, Finished, Training, code_digest, expand, group_id, plan, plan_points, point_id
 
 TRAIN, TEST = "a" * 64, "b" * 64
 
@@ -139,7 +139,48 @@ def test_group_id_ignores_epochs_but_nothing_else():
     assert gid != point_id(dataclasses.replace(c, epochs=1), TRAIN, TEST, "code1")
 
 
-def test_code_version_is_stable_and_short_hex():
-    v = code_version()
-    assert v == code_version()
+def test_code_digest_is_stable_and_short_hex():
+    v = code_digest()
+    assert v == code_digest()
     assert re.fullmatch(r"[0-9a-f]{16}", v)
+
+
+# ------------------------------------------------------------------------------ plan_points
+
+
+def finished(run_id: str, config: NetworkConfig, origin: str = "trained", epochs_trained: int | None = None,
+             train: str = TRAIN, code: str = "c1") -> Finished:
+    params = {k: str(v) for k, v in config.to_dict().items()}
+    params.update(train_digest=train, test_digest=TEST, code_version=code)
+    return Finished(run_id, origin, epochs_trained, params)
+
+
+def test_plan_points_reuses_derives_and_trains_the_rest():
+    done = cfg(hidden_nodes=10, epochs=1)
+    longer = cfg(hidden_nodes=20, epochs=5)
+    by_point = {point_id(done, TRAIN, TEST, "c1"): finished("r-done", done)}
+    by_group = {group_id(longer, TRAIN, TEST, "c1"): [finished("r-long", longer, epochs_trained=5)]}
+    wanted = [done, cfg(hidden_nodes=20, epochs=3), cfg(hidden_nodes=30, epochs=1), cfg(hidden_nodes=30, epochs=2)]
+    got = plan_points(wanted, TRAIN, TEST, "c1", by_point, by_group)
+    assert got.copies == [Copy(done, "reused", "r-done"), Copy(cfg(hidden_nodes=20, epochs=3), "derived", "r-long")]
+    assert got.trainings == [Training(cfg(hidden_nodes=30, epochs=2), (1, 2))]
+    assert got.refused == []
+
+
+def test_plan_points_checks_what_a_point_id_stands_for():
+    point = cfg(hidden_nodes=10, epochs=1)
+    # a run carrying this point's id whose parameters are another point (other training data)
+    by_point = {point_id(point, TRAIN, TEST, "c1"): finished("r-other", point, train="f" * 64)}
+    # a longer training of the group, but with other code
+    by_group = {group_id(point, TRAIN, TEST, "c1"): [finished("r-old-code", cfg(hidden_nodes=10, epochs=4),
+                                                              epochs_trained=4, code="c0")]}
+    got = plan_points([point], TRAIN, TEST, "c1", by_point, by_group)
+    assert got.copies == []
+    assert got.trainings == [Training(point, (1,))]
+    assert len(got.refused) == 1 and "r-other" in got.refused[0]
+
+
+def test_plan_points_does_not_derive_more_epochs_than_were_trained():
+    by_group = {group_id(cfg(), TRAIN, TEST, "c1"): [finished("r-short", cfg(epochs=2), epochs_trained=2)]}
+    got = plan_points([cfg(epochs=3)], TRAIN, TEST, "c1", {}, by_group)
+    assert got.copies == [] and got.trainings == [Training(cfg(epochs=3), (3,))]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from mynn.stats import McNemar, mcnemar
+from mynn.stats import McNemar, mcnemar, spread
 
 
 def paired(b: int, c: int, both: int = 0, neither: int = 0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -87,3 +87,19 @@ def test_refuses_arrays_that_are_not_paired_booleans():
         mcnemar(new.astype(int), old)
     with pytest.raises(ValueError, match="one-dimensional"):
         mcnemar(new[None, :], old[None, :])
+
+
+# ------------------------------------------------------------------------------------ spread
+
+
+def test_spread_against_hand_computed_values():
+    s = spread([0.9, 0.92, 0.94])
+    assert (s.n, s.min, s.max) == (3, 0.9, 0.94)
+    assert s.mean == pytest.approx(0.92)
+    assert s.std == pytest.approx(0.02)  # sqrt(((-0.02)**2 + 0 + 0.02**2) / (3 - 1))
+
+
+def test_spread_of_one_value_has_no_std_and_of_none_is_refused():
+    assert spread([0.5]).to_dict() == {"n": 1, "mean": 0.5, "std": 0.0, "min": 0.5, "max": 0.5}
+    with pytest.raises(ValueError, match="non-empty"):
+        spread([])

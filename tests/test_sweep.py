@@ -13,16 +13,20 @@ import pytest
 from mlflow import MlflowClient
 
 from flows.cli import main as cli_main
-from flows.sweep_flow import SweepGrid, sweep_flow, task_runner
+from flows.params import SweepGrid
+from flows.runners import task_runner
+from flows.sweep_flow import sweep_flow
+from flows.training import train_points
 from mynn import paths
 from mynn.config import NetworkConfig
 from mynn.data import read_csv, save_npy
-from mynn.grid import Training, code_version
+from mynn.grid import Training, code_digest
 from mynn.network import Network
+from mynn.prepare import Prepared, PreparedData
 from mynn.train import fit
 from tracking import compare as compare_mod
 from tracking.store import ensure_experiment
-from tracking.sweeps import DataRef, TrainingJob, run_training
+from tracking.sweeps import Sweep
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -65,7 +69,7 @@ def test_sweep_logs_parent_and_children_then_reuses_finished_points(tracking_env
     parent = parents[0]
     assert parent.info.status == "FINISHED"
     assert parent.data.params["source"] == "shipped-small" and parent.data.params["data"] == "small"
-    assert parent.data.params["code_version"] == code_version()
+    assert parent.data.params["code_version"] == code_digest()
 
     points = client.search_runs([exp_id], filter_string="tags.`mynn.kind` = 'point'")
     assert len(points) == 4
@@ -83,6 +87,12 @@ def test_sweep_logs_parent_and_children_then_reuses_finished_points(tracking_env
         assert [m.value for m in perf] == [run.data.metrics["performance"]]
         # the checkpoint of the one epoch was written by the worker under MYNN_RUNS_DIR
         assert (tracking_env.runs / run.info.run_id / "checkpoints" / "epoch-001.npz").is_file()
+        # a full run, as a single run records it (the one train-and-log path)
+        assert {"config.json", "weights.npz"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {(d.dataset.name, d.dataset.digest) for d in run.inputs.dataset_inputs} == {
+            ("mnist_train_100", run.data.params["train_digest"][:32]), ("mnist_test_10", run.data.params["test_digest"][:32])}
+        assert run.data.params["train_file"].endswith("mnist_train_100.csv")
+        assert run.data.metrics["training_seconds"] > 0 and run.data.metrics["records_per_s"] > 0
 
     # the parent's summary: metrics and artifacts
     m = parent.data.metrics
@@ -231,34 +241,38 @@ def test_sweep_on_a_local_dask_cluster(tracking_env, monkeypatch):
 # ------------------------------------------------------------------------------ 4. failures
 
 
-def _job(tracking_env, exp_name: str, data: DataRef, run_dir) -> tuple[MlflowClient, str, TrainingJob]:
+def _job(tracking_env, exp_name: str, data: PreparedData) -> tuple[MlflowClient, str, Sweep, Training]:
     client, exp_id = ensure_experiment(tracking_env.uri, exp_name)
     parent = client.create_run(exp_id, run_name="parent", tags={"mynn.kind": "sweep"}).info.run_id
     cfg = NetworkConfig(hidden_nodes=10, learning_rate=0.3, epochs=2)
-    job = TrainingJob(tracking_env.uri, exp_id, parent, Training(cfg, (1, 2)), data, code_version(), str(run_dir))
-    return client, exp_id, job
+    return client, exp_id, Sweep(tracking_env.uri, exp_id, parent, data, code_digest()), Training(cfg, (1, 2))
 
 
-def test_run_training_with_missing_data_raises_and_leaves_nothing_running(tracking_env, tmp_path):
-    missing = DataRef("small", str(tmp_path / "no-train"), str(tmp_path / "no-test"), "0" * 64, "1" * 64)
-    client, exp_id, job = _job(tracking_env, "t-fail", missing, tmp_path / "runs")
+def _prepared(directory, ds) -> Prepared:
+    return Prepared(directory, ds.digest, len(ds), None, False)
+
+
+def test_train_points_with_missing_data_raises_and_leaves_nothing_running(tracking_env, tmp_path):
+    train, test = small_data()
+    missing = PreparedData("shipped-small", _prepared(tmp_path / "no-train", train), _prepared(tmp_path / "no-test", test))
+    client, exp_id, job, training = _job(tracking_env, "t-fail", missing)
     with pytest.raises(Exception, match="no-train"):
-        run_training(job)
+        train_points(job, training, tmp_path / "runs")
     runs = client.search_runs([exp_id])
     assert [r.data.tags.get("mynn.kind") for r in runs] == ["sweep"]  # no child was left behind
     assert not [r for r in runs if r.data.tags.get("mynn.kind") == "point" and r.info.status == "RUNNING"]
     assert not (tmp_path / "runs").exists()
 
 
-def test_run_training_failing_mid_training_marks_the_child_failed(tracking_env, tmp_path):
+def test_train_points_failing_mid_training_marks_the_child_failed(tracking_env, tmp_path):
     train, test = small_data()
-    data = DataRef("small", str(save_npy(train, tmp_path / "train")), str(save_npy(test, tmp_path / "test")),
-                   train.digest, test.digest)
+    data = PreparedData("shipped-small", _prepared(save_npy(train, tmp_path / "train"), train),
+                        _prepared(save_npy(test, tmp_path / "test"), test))
     blocker = tmp_path / "runs-is-a-file"
     blocker.write_text("not a folder")  # the checkpoint after epoch 1 cannot be written
-    client, exp_id, job = _job(tracking_env, "t-fail2", data, blocker)
+    client, exp_id, job, training = _job(tracking_env, "t-fail2", data)
     with pytest.raises(OSError):
-        run_training(job)
+        train_points(job, training, blocker)
     points = client.search_runs([exp_id], filter_string="tags.`mynn.kind` = 'point'")
     assert len(points) == 1
     run = points[0]
@@ -267,7 +281,7 @@ def test_run_training_failing_mid_training_marks_the_child_failed(tracking_env, 
     assert "mynn.failure" in run.data.tags
     assert not client.search_runs([exp_id], filter_string="attributes.status = 'RUNNING' "
                                                           "and tags.`mynn.kind` = 'point'")
-    # checkpoint first (tracking.runs.EpochLogger): an epoch whose checkpoint failed has no
+    # checkpoint first (tracking.training.EpochLogger): an epoch whose checkpoint failed has no
     # metrics either; and no derived child for epoch 1 was made
     assert client.get_metric_history(run.info.run_id, "train_mse") == []
     assert "NotADirectoryError" in run.data.tags["mynn.failure"] or "FileExistsError" in run.data.tags["mynn.failure"]
@@ -288,7 +302,7 @@ def test_a_sweep_whose_trainings_fail_fails_with_its_parent(tracking_env, tmp_pa
     # nothing finished, so a later sweep has nothing to reuse
     from tracking.sweeps import finished_points
 
-    assert finished_points(client, exp_id) == ({}, {})
+    assert finished_points(tracking_env.uri, exp_id) == ({}, {})
 
 
 # ------------------------------------------------------------------------------- 5. compare
@@ -313,15 +327,16 @@ def test_compare_command_after_a_sweep(tracking_env, tmp_path, capsys):
 
     with pytest.raises(LookupError, match="hidden_nodes"):
         compare_mod.compare(client, [exp_id], "performance", "hidden_nodes", "params.hidden_nodes = '999'")
-    with pytest.raises(SystemExit, match="no experiment"):
-        cli_main(["compare", "--experiment", "t-nothing-here", "--param", "hidden_nodes"])
+    capsys.readouterr()
+    assert cli_main(["compare", "--experiment", "t-nothing-here", "--param", "hidden_nodes"]) == 1
+    assert "mynn compare: error: no experiment 't-nothing-here'" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------ summary of a sweep
 
 
 def test_sweep_summary_names_the_best_point_with_its_options(tracking_env, tmp_path):
-    from flows.sweep_flow import log_sweep_summary
+    from tracking.sweep_summary import log_summary
     from tracking.sweeps import PointResult
 
     client, exp_id = ensure_experiment(tracking_env.uri, "t-summary")
@@ -332,7 +347,7 @@ def test_sweep_summary_names_the_best_point_with_its_options(tracking_env, tmp_p
             cfg = NetworkConfig(hidden_nodes=10, learning_rate=0.3, epochs=1, seed=seed, dtype=dtype)
             results.append(PointResult(cfg, "small", f"p-{dtype}-{seed}", f"r-{dtype}-{seed}", "trained", perf, 0.1,
                                        [perf], 1.0))
-    summary = log_sweep_summary(client, tracking_env.uri, exp_id, parent, results, 0.0)
+    summary = log_summary(tracking_env.uri, exp_id, parent, results, 0.0)
     # the best mean over seeds is float32's (0.8 against 0.7); its name keeps "-f32"
     assert summary["best_point"] == "h10-lr0.3-e1-f32 (small)"
     assert summary["best_mean_performance"] == pytest.approx(0.8)

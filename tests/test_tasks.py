@@ -4,12 +4,10 @@ and a real SQLite MLflow store (fixture ``tracking_env`` in conftest.py).
 """
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import hashlib
 import http.server
 import shutil
-import sys
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -20,12 +18,12 @@ import pytest
 from mlflow import MlflowClient
 
 from flows import tasks
-from mynn import paths, stats
+from mynn import paths
 from mynn.config import NetworkConfig
 from mynn.data import KNOWN_DIGESTS, DataFormatError, load_npy, scale_inputs
-from mynn.fetch import DigestMismatchError, UnverifiedDownloadWarning, known_digests
+from mynn.fetch import FetchResult, UnverifiedDownloadWarning, known_digests
 from mynn.network import Network
-from mynn.prepare import prepare
+from mynn.prepare import PreparedData, prepare
 from mynn.train import fit
 from tracking.runs import start_run
 from tracking.store import ensure_experiment
@@ -119,7 +117,7 @@ def book_subsets(tmp_path) -> Path:
     return d
 
 
-def download_unverified(source: str, cache: Path) -> tasks.Downloaded:
+def download_unverified(source: str, cache: Path) -> FetchResult:
     """download.fn for a source with no known digest (plain http warns about that)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnverifiedDownloadWarning)
@@ -141,13 +139,13 @@ def test_download_over_http_reads_the_url_again_on_every_run(server, book_subset
     with pytest.warns(UnverifiedDownloadWarning):  # plain http, no digest pinned for a user's URL
         first = tasks.download.fn(server.base, cache_dir=str(cache))
 
-    assert first.source == server.base
+    assert first.source.spec == server.base
     assert first.bytes_transferred == len(train_bytes) + len(test_bytes) == server.bytes_sent
-    assert (first.train_sha256, first.test_sha256) == (sha256(train_bytes), sha256(test_bytes))
-    assert first.train_path == cache / "files" / sha256(train_bytes) / "mnist_train.csv"
-    assert first.test_path == cache / "files" / sha256(test_bytes) / "mnist_test.csv"
-    assert first.train_path.read_bytes() == train_bytes and first.test_path.read_bytes() == test_bytes
-    assert (first.train_origin, first.test_origin) == (server.base + "mnist_train.csv", server.base + "mnist_test.csv")
+    assert (first.train.sha256, first.test.sha256) == (sha256(train_bytes), sha256(test_bytes))
+    assert first.train.path == cache / "files" / sha256(train_bytes) / "mnist_train.csv"
+    assert first.test.path == cache / "files" / sha256(test_bytes) / "mnist_test.csv"
+    assert first.train.path.read_bytes() == train_bytes and first.test.path.read_bytes() == test_bytes
+    assert (first.train.origin, first.test.origin) == (server.base + "mnist_train.csv", server.base + "mnist_test.csv")
     assert first.verified is False
     # .gz is tried first (404), then the plain name
     assert server.requests == ["/mnist_train.csv.gz", "/mnist_train.csv", "/mnist_test.csv.gz", "/mnist_test.csv"]
@@ -157,9 +155,9 @@ def test_download_over_http_reads_the_url_again_on_every_run(server, book_subset
     with pytest.warns(UnverifiedDownloadWarning):
         second = tasks.download.fn(server.base, cache_dir=str(cache))
     assert len(server.requests) == 8
-    assert second.train_path == first.train_path and second.train_sha256 == first.train_sha256
-    assert second.test_sha256 == sha256((book_subsets / "mnist_test.csv").read_bytes()) != first.test_sha256
-    assert second.test_path.read_bytes() == (book_subsets / "mnist_test.csv").read_bytes()
+    assert second.train.path == first.train.path and second.train.sha256 == first.train.sha256
+    assert second.test.sha256 == sha256((book_subsets / "mnist_test.csv").read_bytes()) != first.test.sha256
+    assert second.test.path.read_bytes() == (book_subsets / "mnist_test.csv").read_bytes()
 
 
 def test_a_users_own_gz_over_http_is_not_checked_against_the_shipped_file_of_that_name(server, tmp_path):
@@ -174,10 +172,10 @@ def test_a_users_own_gz_over_http_is_not_checked_against_the_shipped_file_of_tha
     with pytest.warns(UnverifiedDownloadWarning):
         got = tasks.download.fn(server.base, cache_dir=str(cache))
 
-    assert got.train_sha256 == sha256(fake_gz) != known_digests()["mnist_train.csv.gz"]
-    assert not got.verified and got.train_path.read_bytes() == fake_gz
+    assert got.train.sha256 == sha256(fake_gz) != known_digests()["mnist_train.csv.gz"]
+    assert not got.verified and got.train.path.read_bytes() == fake_gz
     data = tasks.preprocess.fn(got, cache_dir=str(cache))
-    assert data.train_known_as == "mnist_train_100" and data.train_records == 100
+    assert data.train.known_as == "mnist_train_100" and data.train.records == 100
 
 
 def test_download_retries_a_connection_dropped_mid_body(server, book_subsets, tmp_path):
@@ -191,8 +189,8 @@ def test_download_retries_a_connection_dropped_mid_body(server, book_subsets, tm
     assert server.requests.count("/mnist_train.csv") == 2  # cut, then retried
     assert server.requests.count("/mnist_test.csv") == 1
     assert server.drop_next == 0
-    assert got.train_path.read_bytes() == train_bytes
-    assert got.train_sha256 == sha256(train_bytes)
+    assert got.train.path.read_bytes() == train_bytes
+    assert got.train.sha256 == sha256(train_bytes)
     assert got.bytes_transferred == len(train_bytes) + TEST_10.stat().st_size
     assert server.bytes_sent == got.bytes_transferred + len(train_bytes) // 3
     assert sorted(p.name for p in cache_files(cache / "files")) == ["mnist_test.csv", "mnist_train.csv"]
@@ -209,13 +207,13 @@ def test_preprocess_parses_the_downloaded_subsets_then_hits_its_cache(tmp_path, 
 
     data = tasks.preprocess.fn(downloaded, cache_dir=str(cache))
 
-    assert (data.train_records, data.test_records) == (100, 10)
-    assert data.train_digest == KNOWN_DIGESTS["mnist_train_100"]
-    assert data.test_digest == KNOWN_DIGESTS["mnist_test_10"]
-    assert (data.train_known_as, data.test_known_as) == ("mnist_train_100", "mnist_test_10")
+    assert (data.train.records, data.test.records) == (100, 10)
+    assert data.train.digest == KNOWN_DIGESTS["mnist_train_100"]
+    assert data.test.digest == KNOWN_DIGESTS["mnist_test_10"]
+    assert (data.train.known_as, data.test.known_as) == ("mnist_train_100", "mnist_test_10")
     assert data.source == "shipped-small"
-    assert data.train_dir == cache / "arrays" / data.train_digest
-    train, test = load_npy(data.train_dir), load_npy(data.test_dir)
+    assert data.train.directory == cache / "arrays" / data.train.digest
+    train, test = load_npy(data.train.directory), load_npy(data.test.directory)
     np.testing.assert_array_equal(train.pixels, small_train[0])
     np.testing.assert_array_equal(train.labels, small_train[1])
     np.testing.assert_array_equal(test.pixels, small_test[0])
@@ -223,12 +221,12 @@ def test_preprocess_parses_the_downloaded_subsets_then_hits_its_cache(tmp_path, 
     stored = {p: p.stat().st_mtime_ns for p in cache_files(cache / "arrays")}
 
     again = tasks.preprocess.fn(downloaded, cache_dir=str(cache))
-    hit = prepare(downloaded.train_path, downloaded.train_sha256, cache)
+    hit = prepare(downloaded.train.path, downloaded.train.sha256, cache)
 
     assert again == data
     assert hit.cache_hit is True
     assert (hit.directory, hit.digest, hit.records, hit.known_as) == (
-        data.train_dir, data.train_digest, 100, "mnist_train_100")
+        data.train.directory, data.train.digest, 100, "mnist_train_100")
     assert {p: p.stat().st_mtime_ns for p in cache_files(cache / "arrays")} == stored  # nothing rewritten
 
 
@@ -255,14 +253,14 @@ def test_preprocess_refuses_a_malformed_csv_naming_file_and_line(tmp_path):
     arrays = cache / "arrays"
     left = sorted(p.relative_to(arrays) for p in arrays.rglob("*")) if arrays.exists() else []
     assert left == []  # no arrays folder, no temporary folder, no by-file entry
-    assert not downloaded.train_path.exists()  # nor the refused bytes
+    assert not downloaded.train.path.exists()  # nor the refused bytes
 
 
 # ----------------------------------------------------------------------------- train, evaluate, register
 
 
 @pytest.fixture
-def prepared(tracking_env) -> tasks.PreparedData:
+def prepared(tracking_env) -> PreparedData:
     """The shipped subsets downloaded and preprocessed into the test's cache."""
     return tasks.preprocess.fn(tasks.download.fn("shipped-small"))
 
@@ -272,8 +270,8 @@ def new_run(env, config: NetworkConfig, experiment: str = "tasks") -> tuple[Mlfl
     return client, start_run(client, experiment_id, config)
 
 
-def fit_in_process(config: NetworkConfig, data: tasks.PreparedData) -> Network:
-    train = load_npy(data.train_dir)
+def fit_in_process(config: NetworkConfig, data: PreparedData) -> Network:
+    train = load_npy(data.train.directory)
     net, _ = fit(config, train.pixels, train.labels)
     return net
 
@@ -351,7 +349,7 @@ def test_evaluate_logs_the_performance_and_the_plots(tracking_env, prepared, tmp
 
     result = tasks.evaluate.fn(trained, prepared, tracking_env.uri, run_id)
 
-    test = load_npy(prepared.test_dir)
+    test = load_npy(prepared.test.directory)
     expected = Network.load(trained.weights_path).performance(scale_inputs(test.pixels), test.labels)
     assert result.performance == expected
     assert result.records == 10
@@ -366,146 +364,15 @@ def test_evaluate_logs_the_performance_and_the_plots(tracking_env, prepared, tmp
     assert (local / "output_layer.md").read_text().strip()
 
 
-def train_and_evaluate(env, config: NetworkConfig, data: tasks.PreparedData):
+def train_and_evaluate(env, config: NetworkConfig, data: PreparedData):
     client, run_id = new_run(env, config)
     trained = tasks.train.fn(data, config, env.uri, run_id)
     ev = tasks.evaluate.fn(trained, data, env.uri, run_id)
     return client, run_id, trained, ev
 
 
-def test_register_moves_the_alias_only_on_merit_and_the_model_loads(tracking_env, prepared, monkeypatch):
-    import mlflow.pyfunc
-
-    name = "tasks-model"
-    client, good_id, good, good_ev = train_and_evaluate(tracking_env, GOOD, prepared)
-
-    first = tasks.register.fn(good, prepared, good_ev.performance, tracking_env.uri, good_id, model_name=name)
-
-    assert (first.version, first.promoted, first.champion_version) == ("1", True, None)
-    assert (first.rule, first.alpha, first.p_value, first.b, first.c) == ("mcnemar", 0.05, None, None, None)
-    assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
-    assert client.get_model_version(name, "1").run_id == good_id
-    run = client.get_run(good_id)
-    tags = run.data.tags
-    assert tags["mynn.model_version"] == f"{name}/1"
-    assert tags["mynn.promotion"] == "promoted: no 'champion' yet"
-    assert (tags["mynn.promotion_p_value"], tags["mynn.champion_performance"]) == ("none", "none")
-    assert "promotion_p_value" not in run.data.metrics  # nothing to compare with
-    v1 = client.get_model_version(name, "1").tags
-    assert v1["mynn.promotion"] == "promoted: no 'champion' yet"
-    assert (v1["rule"], v1["alpha"], v1["p_value"], v1["champion_version"]) == ("mcnemar", "0.05", "none", "none")
-    assert "model/MLmodel" in artifact_paths(client, good_id, "model")
-
-    # a worse model: registered as version 2, the alias stays on version 1
-    _, worse_id, worse, worse_ev = train_and_evaluate(tracking_env, WORSE, prepared)
-    assert worse_ev.performance < good_ev.performance, "precondition: WORSE must score lower than GOOD"
-    second = tasks.register.fn(worse, prepared, worse_ev.performance, tracking_env.uri, worse_id, model_name=name)
-
-    assert (second.version, second.promoted, second.champion_version) == ("2", False, "1")
-    assert second.champion_performance == good_ev.performance  # the champion, re-measured
-    assert second.b < second.c and second.p_value > 0.5  # evidence, if any, is for the champion
-    assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
-    worse_run = client.get_run(worse_id)
-    assert worse_run.data.tags["mynn.promotion"].startswith("not promoted: right on ")
-    assert float(worse_run.data.tags["mynn.promotion_p_value"]) == second.p_value
-    assert worse_run.data.metrics["promotion_p_value"] == second.p_value
-    assert float(worse_run.data.tags["mynn.champion_performance"]) == good_ev.performance
-    v2 = client.get_model_version(name, "2").tags
-    assert v2["mynn.promotion"].startswith("not promoted")
-    assert (v2["champion_version"], float(v2["champion_performance"]), float(v2["p_value"])) == (
-        "1", good_ev.performance, second.p_value)
-
-    # an identical one (same config and seed: same weights, every record the same): no evidence
-    # that it is better, so under the McNemar rule the alias stays
-    _, equal_id, equal, equal_ev = train_and_evaluate(tracking_env, GOOD, prepared)
-    assert equal_ev.performance == good_ev.performance
-    third = tasks.register.fn(equal, prepared, equal_ev.performance, tracking_env.uri, equal_id, model_name=name)
-
-    assert (third.version, third.promoted, third.champion_version) == ("3", False, "1")
-    assert (third.b, third.c, third.p_value) == (0, 0, 1.0)
-    assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
-    equal_run = client.get_run(equal_id)
-    assert equal_run.data.tags["mynn.promotion"].startswith("not promoted")
-    assert equal_run.data.tags["mynn.promotion_p_value"] == "1.0"
-    assert equal_run.data.metrics["promotion_p_value"] == 1.0
-    assert client.get_model_version(name, "3").tags["p_value"] == "1.0"
-
-    # the same under the old rule "at-least": an equal score takes the alias
-    _, again_id, again, again_ev = train_and_evaluate(tracking_env, GOOD, prepared)
-    fourth = tasks.register.fn(again, prepared, again_ev.performance, tracking_env.uri, again_id, model_name=name,
-                               promotion="at-least")
-
-    assert (fourth.version, fourth.promoted, fourth.champion_version, fourth.rule) == ("4", True, "1", "at-least")
-    assert (fourth.b, fourth.c, fourth.p_value) == (0, 0, 1.0)  # recorded, though the rule ignores it
-    champ = client.get_model_version_by_alias(name, "champion")
-    assert (str(champ.version), champ.run_id) == ("4", again_id)
-    assert client.get_run(again_id).data.tags["mynn.promotion"].startswith("promoted: performance")
-    v4 = client.get_model_version(name, "4").tags
-    assert (v4["rule"], v4["champion_version"]) == ("at-least", "1")
-
-    # the registered model, loaded by alias through MLflow, predicts what the network predicts
-    monkeypatch.setattr(sys, "path", list(sys.path))  # load_model prepends the model's code/ folder
-    model = mlflow.pyfunc.load_model(f"models:/{name}@champion")  # MLFLOW_TRACKING_URI: the tmp store
-    test = load_npy(prepared.test_dir)
-    train = load_npy(prepared.train_dir)
-    rows = np.concatenate([test.pixels, train.pixels[:20]]).astype(np.float64)  # raw 0..255
-    out = model.predict(rows)
-    net = Network.load(again.weights_path)
-    expected = net.predict(scale_inputs(rows.astype(np.uint8)))
-    np.testing.assert_array_equal(out["digit"].to_numpy(), expected)
-    np.testing.assert_allclose(out[[f"output_{i}" for i in range(10)]].to_numpy(),
-                               net.query(scale_inputs(rows.astype(np.uint8))), rtol=0, atol=1e-12)
-
-
-def test_register_promotes_a_significantly_better_model(tracking_env, prepared):
-    """A much better model, compared on enough records (the 100 training records used as the
-    test set through the data argument), is promoted with a small McNemar p-value."""
-    name = "better-model"
-    weak = NetworkConfig(hidden_nodes=2, learning_rate=0.01, epochs=1)
-    strong = NetworkConfig(hidden_nodes=50, learning_rate=0.3, epochs=3)
-    scored_on = dataclasses.replace(prepared, test_dir=prepared.train_dir, test_digest=prepared.train_digest,
-                                    test_records=prepared.train_records, test_known_as=prepared.train_known_as)
-    client, weak_id, weak_trained, weak_ev = train_and_evaluate(tracking_env, weak, scored_on)
-    assert weak_ev.records == 100
-    first = tasks.register.fn(weak_trained, scored_on, weak_ev.performance, tracking_env.uri, weak_id,
-                              model_name=name)
-    assert first.promoted and first.version == "1"
-
-    _, strong_id, strong_trained, strong_ev = train_and_evaluate(tracking_env, strong, scored_on)
-    second = tasks.register.fn(strong_trained, scored_on, strong_ev.performance, tracking_env.uri, strong_id,
-                               model_name=name, alpha=0.01)
-
-    # the decision, recomputed by hand from the two networks' predictions on the 100 records
-    records = load_npy(prepared.train_dir)
-    right = [Network.load(t.weights_path).predict(scale_inputs(records.pixels)) == records.labels
-             for t in (strong_trained, weak_trained)]
-    b, c = int(np.sum(right[0] & ~right[1])), int(np.sum(right[1] & ~right[0]))
-    assert (second.b, second.c) == (b, c) and b > c
-    p = stats.mcnemar(right[0], right[1]).p_value
-    assert second.p_value == p < 0.01 == second.alpha
-    assert (second.version, second.promoted, second.champion_version, second.rule) == ("2", True, "1", "mcnemar")
-    assert second.performance == strong_ev.performance > second.champion_performance == weak_ev.performance
-    assert str(client.get_model_version_by_alias(name, "champion").version) == "2"
-    v2 = client.get_model_version(name, "2").tags
-    assert v2["mynn.promotion"].startswith("promoted: right on ") and "< alpha 0.01" in v2["mynn.promotion"]
-    assert (v2["rule"], v2["alpha"], float(v2["p_value"]), v2["champion_version"]) == ("mcnemar", "0.01", p, "1")
-    assert float(v2["performance"]) == pytest.approx(strong_ev.performance, abs=1e-6)
-    assert float(v2["champion_performance"]) == weak_ev.performance
-    assert (v2["mcnemar_b"], v2["mcnemar_c"]) == (str(b), str(c))
-    assert v2["test_digest"] == prepared.train_digest
-    run = client.get_run(strong_id)
-    assert run.data.tags["mynn.promotion"] == v2["mynn.promotion"]
-    assert float(run.data.tags["mynn.promotion_p_value"]) == p == run.data.metrics["promotion_p_value"]
-    assert float(run.data.tags["mynn.champion_performance"]) == weak_ev.performance
-
-
-def test_register_refuses_a_performance_that_is_not_the_models(tracking_env, prepared):
+def test_register_task_registers_and_returns_the_decision(tracking_env, prepared):
     client, run_id, trained, ev = train_and_evaluate(tracking_env, GOOD, prepared)
-    with pytest.raises(ValueError, match="scores"):
-        tasks.register.fn(trained, prepared, ev.performance + 0.1, tracking_env.uri, run_id, model_name="m")
-    with pytest.raises(ValueError, match="alpha"):
-        tasks.register.fn(trained, prepared, ev.performance, tracking_env.uri, run_id, model_name="m", alpha=1.5)
-    with pytest.raises(ValueError, match="promotion"):
-        tasks.register.fn(trained, prepared, ev.performance, tracking_env.uri, run_id, model_name="m",
-                          promotion="better")
-    assert client.search_registered_models() == []  # refused before anything was registered
+    reg = tasks.register.fn(trained, prepared, ev.performance, tracking_env.uri, run_id, model_name="task-model")
+    assert (reg.model_name, reg.version, reg.promoted, reg.reason) == ("task-model", "1", True, "no 'champion' yet")
+    assert str(client.get_model_version_by_alias("task-model", "champion").version) == "1"

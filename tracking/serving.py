@@ -113,7 +113,6 @@ def predict(network: Network, pixels: np.ndarray) -> list[dict]:
 
 def load(model_uri: str, tracking_uri: str | None = None) -> Served:
     """The network of ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``, from its weights only."""
-    from mlflow import MlflowClient
 
     from tracking import registry
     from tracking.store import tracking_uri as default_uri

@@ -72,7 +72,7 @@ def test_a_bad_training_file_is_refused_naming_file_line_and_value(tmp_path, cas
         tasks.preprocess.fn(downloaded, cache_dir=str(cache))
 
     err = info.value
-    assert err.path == str((source / "mnist_train.csv").resolve()) == downloaded.train_origin
+    assert err.path == str((source / "mnist_train.csv").resolve()) == downloaded.train.origin
     assert str(err).startswith(err.path + (f" line {line}: " if line else ": ")), str(err)
     assert err.line == line and text in str(err), str(err)
     if value is not None:
@@ -80,8 +80,8 @@ def test_a_bad_training_file_is_refused_naming_file_line_and_value(tmp_path, cas
     # nothing stored for it: no cached copy, no arrays folder, no index entry, no temporary
     assert files_under(cache / "arrays") == []
     assert stray_temporaries(cache) == []
-    assert not downloaded.train_path.exists() and not downloaded.train_path.parent.exists()
-    assert downloaded.test_path.exists()  # the good test file stays
+    assert not downloaded.train.path.exists() and not downloaded.train.path.parent.exists()
+    assert downloaded.test.path.exists()  # the good test file stays
     assert (source / "mnist_train.csv").read_bytes() == data  # the user's file is never touched
 
 
@@ -92,11 +92,11 @@ def test_a_bad_test_file_is_refused_and_only_the_training_arrays_are_stored(tmp_
     downloaded = tasks.download.fn(str(source), cache_dir=str(cache))
     with pytest.raises(DataFormatError, match=r"mnist_test\.csv line 2: blank line") as info:
         tasks.preprocess.fn(downloaded, cache_dir=str(cache))
-    assert info.value.path == downloaded.test_origin == str((source / "mnist_test.csv").resolve())
-    assert not downloaded.test_path.exists()
+    assert info.value.path == downloaded.test.origin == str((source / "mnist_test.csv").resolve())
+    assert not downloaded.test.path.exists()
     train_digest = read_csv(TRAIN_100).digest
     assert sorted(p.name for p in (cache / "arrays").iterdir()) == [train_digest, "by-file"]
-    assert [p.name for p in (cache / "arrays" / "by-file").iterdir()] == [f"{downloaded.train_sha256}.json"]
+    assert [p.name for p in (cache / "arrays" / "by-file").iterdir()] == [f"{downloaded.train.sha256}.json"]
     assert stray_temporaries(cache) == []
 
 
@@ -106,17 +106,17 @@ def test_crlf_line_ends_are_tolerated_with_the_same_content_digest(tmp_path):
     _, lf = _pipeline(data_folder(tmp_path / "lf"), tmp_path / "cache")
     downloaded, crlf_data = _pipeline(data_folder(tmp_path / "crlf", train=crlf, test=crlf_test), tmp_path / "cache")
 
-    assert downloaded.train_sha256 != lf.train_digest  # other bytes ...
-    assert (crlf_data.train_digest, crlf_data.test_digest) == (lf.train_digest, lf.test_digest)  # same records
-    assert crlf_data.train_dir == lf.train_dir and crlf_data.train_known_as == "mnist_train_100"
-    assert (crlf_data.train_records, crlf_data.test_records) == (100, 10)
+    assert downloaded.train.sha256 != lf.train.digest  # other bytes ...
+    assert (crlf_data.train.digest, crlf_data.test.digest) == (lf.train.digest, lf.test.digest)  # same records
+    assert crlf_data.train.directory == lf.train.directory and crlf_data.train.known_as == "mnist_train_100"
+    assert (crlf_data.train.records, crlf_data.test.records) == (100, 10)
 
 
 def test_one_label_is_fine_in_a_test_file_but_refused_as_training_data_even_from_the_cache(tmp_path):
     cache = tmp_path / "cache"
     sevens = b"".join(b"7" + line[line.index(b","):] for line in TEST_10.read_bytes().splitlines(keepends=True))
     _, ok = _pipeline(data_folder(tmp_path / "a", test=sevens), cache)  # as a test set: accepted
-    assert ok.test_records == 10
+    assert ok.test.records == 10
     before = files_under(cache / "arrays")
 
     # the same file as training data: refused, although its arrays are cached already
@@ -125,7 +125,7 @@ def test_one_label_is_fine_in_a_test_file_but_refused_as_training_data_even_from
         _pipeline(data_folder(tmp_path / "b", train=sevens), cache)
     assert files_under(cache / "arrays") == before  # nothing added, nothing removed
     index = json.loads((cache / "arrays" / "by-file" / f"{hashlib.sha256(sevens).hexdigest()}.json").read_text())
-    assert index["digest"] == ok.test_digest
+    assert index["digest"] == ok.test.digest
 
 
 def test_a_truncated_gzip_is_refused_naming_the_users_file(tmp_path):
@@ -138,7 +138,7 @@ def test_a_truncated_gzip_is_refused_naming_the_users_file(tmp_path):
     assert not downloaded.verified
     with pytest.raises(DataFormatError, match=r"source/mnist_train\.csv\.gz: not a readable gzip file"):
         tasks.preprocess.fn(downloaded, cache_dir=str(cache))
-    assert not downloaded.train_path.exists() and files_under(cache / "arrays") == []
+    assert not downloaded.train.path.exists() and files_under(cache / "arrays") == []
 
 
 def test_a_changed_file_of_a_pinned_source_is_caught_by_its_digest_at_download(tmp_path):

@@ -95,7 +95,7 @@ def test_https_redirect_to_plain_http_is_refused(https_server, http_server, tmp_
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ok = tasks.download.fn(https_server.base, cache_dir=str(tmp_path / "ok-cache"))
-    assert ok.train_path.read_bytes() == TRAIN_100.read_bytes()
+    assert ok.train.path.read_bytes() == TRAIN_100.read_bytes()
 
     https_server.actions["/mnist_train.csv.gz"] = [f"redirect:{http_server.base}mnist_train.csv.gz"]
     with pytest.raises(F.FetchError, match=r"refusing redirect from https to http://127\.0\.0\.1") as info:
@@ -125,7 +125,7 @@ def test_a_truncated_transfer_once_is_retried_and_succeeds(http_server, tmp_path
     http_server.actions["/mnist_train.csv"] = ["short"]
     with pytest.warns(F.UnverifiedDownloadWarning):
         got = tasks.download.fn(http_server.base, cache_dir=str(tmp_path / "cache"))
-    assert got.train_path.read_bytes() == TRAIN_100.read_bytes()
+    assert got.train.path.read_bytes() == TRAIN_100.read_bytes()
     assert http_server.count("/mnist_train.csv") == 2 and no_backoff == [0.5]
     assert stray_temporaries(tmp_path / "cache") == []
 
@@ -144,7 +144,7 @@ def test_connection_resets_are_retried_then_fail(http_server, tmp_path, no_backo
     http_server.actions["/mnist_train.csv"] = []
     with pytest.warns(F.UnverifiedDownloadWarning):
         got = tasks.download.fn(http_server.base, cache_dir=str(cache))
-    assert got.test_path.read_bytes() == TEST_10.read_bytes()
+    assert got.test.path.read_bytes() == TEST_10.read_bytes()
     assert http_server.count("/mnist_test.csv") == 2
     assert stray_temporaries(cache) == []
 
