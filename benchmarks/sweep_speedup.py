@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> None:
                        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}",
                        "MYNN_CACHE_DIR": str(tmp / "cache"), "MYNN_RUNS_DIR": str(tmp / "runs")}.items():
         os.environ[key] = value
-    from flows.sweep_flow import sweep_flow, task_runner
+    from flows.runners import task_runner
+    from flows.sweep_flow import sweep_flow
     from tracking.store import ensure_experiment, tracking_uri
 
     grid = {"hidden_nodes": [args.hidden], "epochs": [args.epochs], "learning_rate": [0.1],
