@@ -162,22 +162,19 @@ def test_plot_output_layer_png(tmp_path):
     assert_png(fig, tmp_path)
 
 
-def test_plot_metric_vs_param_png(tmp_path):
-    xs = [0.1, 0.2, 0.3, 0.6]
+def test_plot_series_one_series_with_the_book_and_a_log_axis(tmp_path):
     groups = {0.1: [0.94, 0.95, 0.945], 0.2: [0.952, 0.953], 0.3: [0.95], 0.6: [0.9, float("nan")]}
-    book = {0.1: 0.9473, 0.3: 0.9531}
-    fig = plots.plot_metric_vs_param(xs, groups, book, "learning rate", "performance",
-                                     "performance vs learning rate")
-    labels = fig.axes[0].get_legend_handles_labels()[1]
-    assert "book" in labels
+    fig = plots.plot_series({"runs": groups}, {"runs": {0.1: 0.9473, 0.3: 0.9531}}, "learning rate", "performance",
+                            "performance vs learning rate")
+    assert {"book runs", "runs min..max"} <= set(fig.axes[0].get_legend_handles_labels()[1])
     assert_png(fig, tmp_path, "lr.png")
 
-    fig = plots.plot_metric_vs_param([5, 50, 500], [[0.7, 0.72], [0.95], [0.97, 0.975]], None,
-                                     "hidden nodes", "performance", "hidden", log_x=True)
+    fig = plots.plot_series({"h": {5: [0.7, 0.72], 50: [0.95], 500: [0.97, 0.975]}}, None,
+                            "hidden nodes", "performance", "hidden", log_x=True)
     assert fig.axes[0].get_xscale() == "log"
     assert_png(fig, tmp_path, "hidden.png")
-    with pytest.raises(ValueError):
-        plots.plot_metric_vs_param([1, 2], [[0.1]], None, "x", "y", "t")
+    with pytest.raises(ValueError, match="positive"):
+        plots.plot_series({"x": {0: [0.1], 1: [0.2]}}, None, "x", "y", "t", log_x=True)
 
 
 def test_plot_series_two_series_with_book(tmp_path):

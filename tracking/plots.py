@@ -35,7 +35,6 @@ __all__ = [
     "plot_misclassified",
     "output_layer_table",
     "plot_output_layer",
-    "plot_metric_vs_param",
     "plot_series",
     "save_png",
 ]
@@ -461,39 +460,6 @@ def _finish_axes(ax: Axes, all_x: list[float], xlabel: str, ylabel: str, title: 
         ax.legend(fontsize=8)
 
 
-def plot_metric_vs_param(
-    x_values: Sequence[float],
-    groups: Groups | Sequence[Sequence[float]],
-    book_points: Mapping[float, float] | None = None,
-    xlabel: str = "",
-    ylabel: str = "",
-    title: str = "",
-    log_x: bool = False,
-) -> Figure:
-    """One metric against one parameter, over repeated runs (e.g. seeds).
-
-    Args:
-        x_values: the parameter values, length m, in the order to use.
-        groups: the observations per x, either ``{x: [values...]}`` or a sequence of m
-            lists aligned with ``x_values``. Non-finite values are dropped; an x with no
-            observations is skipped.
-        book_points: the book's values ``{x: value}`` overlaid as star markers (not joined),
-            labelled "book".
-        log_x: logarithmic x axis (x values must be positive).
-
-    Draws per x: each observation as a faint dot, the min..max range shaded, and the mean
-    with std error bars.
-    """
-    pairs = _as_groups(x_values, groups)
-    fig = _new_figure(7.0, 4.8)
-    ax = fig.subplots()
-    _draw_series(ax, pairs, "tab:blue", "")
-    _draw_book(ax, book_points, "tab:red", "book")
-    all_x = [x for x, v in pairs if v.size] + [float(k) for k in (book_points or {})]
-    _finish_axes(ax, all_x, xlabel, ylabel, title, log_x)
-    return fig
-
-
 def plot_series(
     series: Mapping[str, Groups],
     book: Mapping[str, Mapping[float, float]] | None = None,
@@ -506,7 +472,7 @@ def plot_series(
 
     Args:
         series: ``{name: {x: [values...]}}``; each series gets its own colour and is drawn
-            like :func:`plot_metric_vs_param` (dots, min..max band, mean ± std).
+            as dots per observation, a min..max band and the mean with std error bars.
         book: ``{name: {x: value}}``, the book's points per series, drawn as stars in the
             series' colour and labelled "book <name>". Names not in ``series`` get a
             colour of their own.
