@@ -37,7 +37,7 @@ def _logger():
 
 
 @task(name="download", cache_policy=NO_CACHE)
-def download(source: str = "shipped", cache_dir: str | None = None) -> _fetch.FetchResult:
+def download(source: str | _fetch.Source = "shipped", cache_dir: str | None = None) -> _fetch.FetchResult:
     """Fetch mnist_train/mnist_test (plain or .gz) of ``source`` into the digest-keyed cache
     (:func:`mynn.fetch.fetch`): "shipped", "shipped-small", "book", a folder, a file:// or an
     http(s):// base URL. Credentials in a URL are sent, never recorded or returned."""
@@ -50,7 +50,7 @@ def download(source: str = "shipped", cache_dir: str | None = None) -> _fetch.Fe
             last[name] = step
             log.info(f"download {name}: {done / 1e6:.1f} MB" + (f" of {total / 1e6:.1f} MB" if total else ""))
 
-    src = _fetch.resolve_source(source)
+    src = source if isinstance(source, _fetch.Source) else _fetch.resolve_source(source)
     result = _fetch.fetch(src, cache_dir or paths.cache_dir(), progress=progress if src.remote else None)
     for f in (result.train, result.test):
         state = "from the cache, nothing read" if f.bytes_transferred == 0 else f"{f.bytes_transferred:,} bytes read"

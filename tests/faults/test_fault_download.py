@@ -36,7 +36,7 @@ def test_plain_http_without_a_known_digest_warns_and_the_run_records_it_unverifi
     data = tasks.preprocess.fn(downloaded, cache_dir=str(tracking_env.cache))
     client, exp = ensure_experiment(tracking_env.uri, "faults")
     run_id = start_run(client, exp, NetworkConfig(hidden_nodes=5, epochs=1))
-    tasks.log_data.fn(data, downloaded, tracking_env.uri, run_id)
+    tasks.log_data.fn(data, tracking_env.uri, run_id)
     params = MlflowClient(tracking_env.uri).get_run(run_id).data.params
     assert params["data_verified"] == "false" and params["source"] == http_server.base
     # the same files from the shipped folder, with digests in SHA256SUMS: verified, no warning

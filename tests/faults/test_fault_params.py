@@ -40,7 +40,7 @@ def _nothing_happened(env) -> None:
     (["--batch-size", "0"], "--batch-size", "greater than or equal to 1"),
     (["--hidden-nodes", "ten"], "--hidden-nodes", "invalid int value: 'ten'"),
     (["--dtype", "float16"], "--dtype", "invalid choice: 'float16'"),
-    (["--alpha", "1.5"], "--alpha", "must be in (0, 1)"),
+    (["--alpha", "1.5"], "--alpha", "must be a number in (0, 1)"),
 ], ids=lambda v: " ".join(v) if isinstance(v, list) else None)
 def test_the_command_refuses_out_of_range_options(tracking_env, capsys, restore_environ, args, option, says):
     with pytest.raises(SystemExit) as info:

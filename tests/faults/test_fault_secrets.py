@@ -48,13 +48,13 @@ def test_credentials_are_sent_but_not_recorded_by_the_tasks(private_server, trac
         downloaded = tasks.download.fn(private_server.private)
     assert all(a is not None and a.startswith("Basic ") for a in private_server.authorizations)  # sent
     assert SECRET not in " ".join(str(w.message) for w in warned)
-    assert downloaded.source == private_server.base.replace("http://", "http://***@")
+    assert downloaded.source.spec == private_server.base.replace("http://", "http://***@")
     data = tasks.preprocess.fn(downloaded)
     client, exp = ensure_experiment(tracking_env.uri, "secrets")
     run_id = start_run(client, exp, NetworkConfig(hidden_nodes=5, epochs=1))
-    tasks.log_data.fn(data, downloaded, tracking_env.uri, run_id)
+    tasks.log_data.fn(data, tracking_env.uri, run_id)
     recorded = recorded_text(client, run_id, tmp_path / "artifacts")
-    assert recorded["param source"] == downloaded.source
+    assert recorded["param source"] == downloaded.source.spec
     assert [where for where, text in recorded.items() if SECRET in text] == []
 
 
