@@ -22,6 +22,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, RunStatus
 
 from mynn.config import NetworkConfig
+from mynn.files import AtomicWrite
 from mynn.network import Network
 from mynn.paths import PROJECT_ROOT
 from mynn.train import EpochStats
@@ -245,13 +246,8 @@ def log_missing_checkpoint_metrics(client: MlflowClient, run_id: str, checkpoint
 
 
 def _write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with AtomicWrite(path) as tmp:
         tmp.write_text(json.dumps(obj))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def logged_history(client: MlflowClient, run_id: str) -> list[dict]:
