@@ -263,8 +263,8 @@ def _validated_config(parser: argparse.ArgumentParser, args: argparse.Namespace)
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors about the user's input (data, sources): one clear message, no traceback."""
-    from mynn.data import DataFormatError
-    from mynn.fetch import FetchError
+    from mynn.dataset import DataFormatError
+    from mynn.sources import FetchError
     from tracking.runs import ResumeError
 
     return (DataFormatError, FetchError, ResumeError)

@@ -18,7 +18,7 @@ from pydantic import Field
 
 from flows.params import ExperimentName
 from flows.sweep_flow import DEFAULT_WORKERS, log_sweep_summary, prepare_data, run_points, start_parent
-from mynn.fetch import redact_url
+from mynn.sources import redact_url
 from mynn.grid import code_version
 from tracking import report
 from tracking.runs import closing_run

@@ -31,7 +31,7 @@ from flows import tasks
 from flows.params import ExperimentName
 from mynn import paths
 from mynn.config import NetworkConfig
-from mynn.fetch import redact_url
+from mynn.sources import redact_url
 from mynn.grid import code_version, expand, group_id, plan, point_id
 from mynn.prepare import Prepared, subset
 from tracking import compare as _compare

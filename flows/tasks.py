@@ -22,12 +22,15 @@ from prefect import get_run_logger, task
 from prefect.exceptions import MissingContextError
 from prefect.cache_policies import NO_CACHE
 
-from mynn import fetch as _fetch
 from mynn import paths
+from mynn.arrays import load_npy
+from mynn.cache import forget
 from mynn.config import NetworkConfig
-from mynn.data import DataFormatError, load_npy
+from mynn.dataset import DataFormatError
+from mynn.fetch import fetch
 from mynn.network import Network
 from mynn.prepare import prepare
+from mynn.sources import Source, redact_url, resolve_source
 from mynn.train import fit
 from tracking import evaluation as _evaluation
 from tracking import registry as _registry
@@ -62,7 +65,7 @@ class Downloaded:
 
 @dataclass(frozen=True)
 class PreparedData:
-    """Parsed arrays on disk (mynn.data.save_npy folders), named by content digest."""
+    """Parsed arrays on disk (mynn.arrays.save_npy folders), named by content digest."""
 
     source: str
     train_dir: Path
@@ -92,7 +95,7 @@ def download(source: str = "shipped", cache_dir: str | None = None) -> Downloade
 
     ``source``: "shipped" (the repository's copy), "shipped-small" (the book's 100/10
     subsets), "book" (the book's web addresses), a folder, a file:// or an http(s):// base
-    URL. Network errors are retried with backoff inside mynn.fetch; a digest mismatch is not
+    URL. Network errors are retried with backoff inside mynn.download; a digest mismatch is not
     retried and nothing is cached. A second call is a cache hit that transfers nothing.
     Credentials in the URL (``https://user:password@host/``) are sent, never recorded: the
     returned ``source`` has them replaced by ``***``.
@@ -106,15 +109,15 @@ def download(source: str = "shipped", cache_dir: str | None = None) -> Downloade
             last[name] = step
             log.info(f"download {name}: {done / 1e6:.1f} MB" + (f" of {total / 1e6:.1f} MB" if total else ""))
 
-    src = source if isinstance(source, _fetch.Source) else _fetch.resolve_source(source)
+    src = source if isinstance(source, Source) else resolve_source(source)
     # a local file is read in well under a second: progress lines only for downloads
-    result = _fetch.fetch(src, cache_dir or paths.cache_dir(), progress=progress if src.remote else None)
+    result = fetch(src, cache_dir or paths.cache_dir(), progress=progress if src.remote else None)
     for f in (result.train, result.test):
         state = ("from the cache, nothing read" if f.bytes_transferred == 0
                  else f"{f.bytes_transferred:,} bytes read")
         log.info(f"{f.split}: {f.origin} -> {f.path} ({state}, sha256 {f.sha256[:12]}, "
                  f"{'verified: the digest pinned by the source' if f.verified else 'no pinned digest'})")
-    return Downloaded(_fetch.redact_url(source) if isinstance(source, str) else src.spec,
+    return Downloaded(redact_url(source) if isinstance(source, str) else src.spec,
                       result.train.path, result.test.path, result.train.sha256,
                       result.test.sha256, result.train.verified and result.test.verified,
                       result.train.bytes_transferred + result.test.bytes_transferred,
@@ -125,7 +128,7 @@ def download(source: str = "shipped", cache_dir: str | None = None) -> Downloade
 def preprocess(downloaded: Downloaded, cache_dir: str | None = None) -> PreparedData:
     """Parse both files with mynn's strict reader into .npy arrays keyed by content digest
     (a cache hit skips parsing); malformed files, and a training file whose records all
-    have one label, raise mynn.data.DataFormatError."""
+    have one label, raise mynn.dataset.DataFormatError."""
     root = cache_dir or paths.cache_dir()
     prepared = []
     for path, sha, origin, split in ((downloaded.train_path, downloaded.train_sha256, downloaded.train_origin, "train"),
@@ -133,7 +136,7 @@ def preprocess(downloaded: Downloaded, cache_dir: str | None = None) -> Prepared
         try:
             prepared.append(prepare(path, sha, root, split=split, origin=origin or None))
         except DataFormatError:
-            _fetch.forget(path, root)  # refused bytes do not stay in the cache
+            forget(path, root)  # refused bytes do not stay in the cache
             raise
     tr, te = prepared
     _logger().info(f"train: {tr.records} records ({tr.known_as or 'unknown set'}, digest {tr.digest[:12]}); "

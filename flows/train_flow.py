@@ -18,7 +18,7 @@ from pydantic import Field
 from flows import tasks
 from flows.params import Alias, ExperimentName, ModelName, TrainConfig, to_network_config
 from mynn import paths
-from mynn.fetch import redact_url
+from mynn.sources import redact_url
 from tracking.runs import (TAG_PREFECT_FLOW_RUN_ID, TAG_PREFECT_FLOW_RUN_URL, check_checkpoints, closing_run,
                            interrupted_run_of_flow_run, reopen_run, start_run)
 from tracking.store import DEFAULT_EXPERIMENT, ensure_experiment, run_ui_url, tracking_uri

@@ -23,7 +23,7 @@ from typing import Union
 
 PathLike = Union[str, os.PathLike]
 
-__all__ = ["AtomicWrite", "fsync_dir", "naming"]
+__all__ = ["AtomicWrite", "naming"]
 
 
 def naming(error: OSError, path: PathLike, detail: str = "") -> OSError:
@@ -33,18 +33,11 @@ def naming(error: OSError, path: PathLike, detail: str = "") -> OSError:
     return OSError(error.errno, f"{os.fspath(path)}: {error.strerror or error}{detail}")
 
 
-def fsync_dir(directory: PathLike) -> None:
-    """Make a folder's entries (a rename into it) durable; nothing to do on Windows."""
-    if sys.platform == "win32":
+def _fsync(path: PathLike, directory: bool = False) -> None:
+    """Make a file's bytes, or a folder's entries (a rename into it), durable. (Folders are
+    not fsynced on Windows, where they cannot be opened.)"""
+    if directory and sys.platform == "win32":
         return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -123,10 +116,8 @@ class AtomicWrite:
             raise ValueError("AtomicWrite: no target to move the temporary file to")
         if self.directory:
             for entry in self.path.iterdir():
-                _fsync_file(entry)
-            fsync_dir(self.path)
-        else:
-            _fsync_file(self.path)
+                _fsync(entry)
+        _fsync(self.path, directory=self.directory)
         self.target.parent.mkdir(parents=True, exist_ok=True)
         old = None
         if self.directory and self.target.exists():
@@ -140,4 +131,4 @@ class AtomicWrite:
             raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-        fsync_dir(self.target.parent)
+        _fsync(self.target.parent, directory=True)

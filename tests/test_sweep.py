@@ -16,7 +16,8 @@ from flows.cli import main as cli_main
 from flows.sweep_flow import SweepGrid, sweep_flow, task_runner
 from mynn import paths
 from mynn.config import NetworkConfig
-from mynn.data import read_csv, save_npy
+from mynn.arrays import save_npy
+from mynn.csvfile import read_csv
 from mynn.grid import Training, code_version
 from mynn.network import Network
 from mynn.train import fit

@@ -10,7 +10,8 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 
-from mynn.data import Dataset, scale_inputs
+from mynn.dataset import Dataset
+from mynn.encoding import scale_inputs
 from mynn.network import Network
 from tracking import plots
 from tracking.runs import now_ms

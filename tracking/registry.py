@@ -27,8 +27,8 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, RunTag
 from mlflow.exceptions import MlflowException
 
-from mynn.data import scale_inputs
-from mynn.fetch import sha256_file
+from mynn.cache import sha256_file
+from mynn.encoding import scale_inputs
 from mynn.network import Network
 from mynn.stats import mcnemar
 from tracking import flavour

@@ -20,7 +20,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric
 
 from mynn.config import NetworkConfig
-from mynn.data import load_npy
+from mynn.arrays import load_npy
 from mynn.grid import Training, group_id, point_id
 from mynn.train import fit
 from tracking.runs import (TAG_PREFECT_FLOW_RUN_ID, EpochLogger, closing_run, log_params, logged_history, now_ms,
