@@ -25,7 +25,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mynn.config import NetworkConfig  # noqa: E402
-from mynn.data import read_csv, scale_inputs  # noqa: E402
+from mynn.csvfile import read_csv  # noqa: E402
+from mynn.encoding import scale_inputs  # noqa: E402
 from mynn.network import Network  # noqa: E402
 from mynn.train import fit  # noqa: E402
 from train_speed import find  # noqa: E402  (benchmarks/ is on sys.path: the script's folder)

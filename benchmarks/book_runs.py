@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.train_speed import find  # noqa: E402
 from mynn.config import NetworkConfig  # noqa: E402
-from mynn.data import read_csv  # noqa: E402
+from mynn.csvfile import read_csv  # noqa: E402
 from mynn.train import fit  # noqa: E402
 
 RUNS = [  # (hidden, learning rate, epochs, the book's number)

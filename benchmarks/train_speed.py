@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mynn.config import NetworkConfig  # noqa: E402
-from mynn.data import read_csv  # noqa: E402
+from mynn.csvfile import read_csv  # noqa: E402
 from mynn.train import fit  # noqa: E402
 
 

@@ -5,7 +5,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.runtime import flow_run
 
 from mynn.config import NetworkConfig
-from mynn.fetch import redact_url
+from mynn.sources import redact_url
 from mynn.tables import markdown_table
 
 

@@ -16,8 +16,8 @@ from mynn.config import NetworkConfig
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """Errors about the user's input (data, sources, a run to resume): one clear line, no traceback."""
-    from mynn.data import DataFormatError
-    from mynn.fetch import FetchError
+    from mynn.dataset import DataFormatError
+    from mynn.sources import FetchError
     from tracking.compare import NoRunsError
     from tracking.runs import ResumeError
 

@@ -19,7 +19,7 @@ from flows.params import ExperimentName
 from flows.runners import DEFAULT_WORKERS
 from flows.sweeping import prepare_data, run_points, start_sweep
 from mynn.experiments import book_points
-from mynn.fetch import redact_url
+from mynn.sources import redact_url
 from tracking.runs import closing_run, log_metrics
 from tracking.store import ensure_experiment, tracking_uri
 from tracking.sweep_summary import log_report, log_summary

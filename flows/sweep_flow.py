@@ -18,7 +18,7 @@ from flows import artifacts
 from flows.params import ExperimentName, SweepGrid, grid_values
 from flows.runners import DEFAULT_WORKERS
 from flows.sweeping import prepare_data, run_points, start_sweep
-from mynn.fetch import redact_url
+from mynn.sources import redact_url
 from mynn.grid import expand
 from tracking.runs import closing_run
 from tracking.store import ensure_experiment, tracking_uri

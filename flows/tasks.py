@@ -16,7 +16,8 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
 
-from mynn import fetch as _fetch
+from mynn.fetch import FetchResult, fetch
+from mynn.sources import Source, resolve_source
 from mynn import paths
 from mynn.config import NetworkConfig
 from mynn.grid import Training
@@ -37,7 +38,7 @@ def _logger():
 
 
 @task(name="download", cache_policy=NO_CACHE)
-def download(source: str | _fetch.Source = "shipped", cache_dir: str | None = None) -> _fetch.FetchResult:
+def download(source: str | Source = "shipped", cache_dir: str | None = None) -> FetchResult:
     """Fetch mnist_train/mnist_test (plain or .gz) of ``source`` into the digest-keyed cache
     (:func:`mynn.fetch.fetch`): "shipped", "shipped-small", "book", a folder, a file:// or an
     http(s):// base URL. Credentials in a URL are sent, never recorded or returned."""
@@ -50,8 +51,8 @@ def download(source: str | _fetch.Source = "shipped", cache_dir: str | None = No
             last[name] = step
             log.info(f"download {name}: {done / 1e6:.1f} MB" + (f" of {total / 1e6:.1f} MB" if total else ""))
 
-    src = source if isinstance(source, _fetch.Source) else _fetch.resolve_source(source)
-    result = _fetch.fetch(src, cache_dir or paths.cache_dir(), progress=progress if src.remote else None)
+    src = source if isinstance(source, Source) else resolve_source(source)
+    result = fetch(src, cache_dir or paths.cache_dir(), progress=progress if src.remote else None)
     for f in (result.train, result.test):
         state = "from the cache, nothing read" if f.bytes_transferred == 0 else f"{f.bytes_transferred:,} bytes read"
         log.info(f"{f.split}: {f.origin} -> {f.path} ({state}, sha256 {f.sha256[:12]}, "
@@ -60,11 +61,11 @@ def download(source: str | _fetch.Source = "shipped", cache_dir: str | None = No
 
 
 @task(name="preprocess", cache_policy=NO_CACHE)
-def preprocess(fetched: _fetch.FetchResult, cache_dir: str | None = None, train_records: int | None = None,
+def preprocess(fetched: FetchResult, cache_dir: str | None = None, train_records: int | None = None,
                test_records: int | None = None) -> PreparedData:
     """Parse both files strictly into digest-keyed .npy arrays (a cache hit skips parsing); with
     ``train_records``/``test_records``, only the first N/M records. Malformed files raise
-    mynn.data.DataFormatError naming file, line and value."""
+    mynn.dataset.DataFormatError naming file, line and value."""
     root = cache_dir or paths.cache_dir()
     data = prepare_fetched(fetched, root).head(train_records, test_records, root)
     _logger().info(f"train: {data.train.records} records ({data.train.known_as or 'unknown set'}, digest "

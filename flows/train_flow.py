@@ -16,7 +16,7 @@ from prefect.runtime import flow_run
 from flows import artifacts, tasks
 from flows.params import Alias, Alpha, ExperimentName, ModelName, Promotion, TrainConfig, to_network_config
 from mynn import paths
-from mynn.fetch import redact_url
+from mynn.sources import redact_url
 from tracking.runs import closing_run, log_metrics, open_run
 from tracking.store import DEFAULT_EXPERIMENT, tracking_uri
 

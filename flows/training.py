@@ -13,7 +13,7 @@ from pathlib import Path
 
 from mynn import paths
 from mynn.config import NetworkConfig
-from mynn.data import Dataset
+from mynn.dataset import Dataset
 from mynn.grid import Training
 from mynn.prepare import PreparedData
 from mynn.train import fit

@@ -41,7 +41,10 @@ def expand(grid: Mapping[str, Sequence], base: NetworkConfig | None = None) -> l
     return list(seen)
 
 
-_CODE_FILES = ("config.py", "data.py", "kernels.py", "network.py", "reference.py", "train.py")
+#: The files whose code decides a training's numbers: the data as read (CSV reader and format,
+#: the data set, the .npy store the arrays are kept in), the input encoding and the network.
+_CODE_FILES = ("arrays.py", "config.py", "csvfile.py", "csvformat.py", "dataset.py", "encoding.py", "kernels.py",
+               "network.py", "reference.py", "train.py")
 
 
 def code_digest() -> str:

@@ -1,13 +1,12 @@
 """The book's three-layer network: weights, batched query, save and load.
 
 Shapes: ``wih`` (H, 784), ``who`` (10, H); a batch of inputs ``X`` is (n, 784) scaled to
-[0.01, 1.00] (see :func:`mynn.data.scale_inputs`); outputs are (n, 10).
+[0.01, 1.00] (see :func:`mynn.encoding.scale_inputs`); outputs are (n, 10).
 """
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 from scipy.special import expit
 
 from mynn.config import NetworkConfig
+from mynn.files import AtomicWrite
 
 INPUT_NODES = 784
 OUTPUT_NODES = 10
@@ -116,21 +116,9 @@ class Network:
         one); a failed write raises an ``OSError`` (same errno) naming ``path``.
         """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         config_json = np.array(json.dumps(self.config.to_dict(), sort_keys=True))
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, wih=self.wih, who=self.who, config=config_json)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException as exc:
-            Path(tmp).unlink(missing_ok=True)
-            if isinstance(exc, OSError):  # a full disk, a file size limit: name the file
-                raise (OSError(f"{path}: {exc}") if exc.errno is None
-                       else OSError(exc.errno, f"{path}: {exc.strerror or exc}")) from exc
-            raise
+        with AtomicWrite(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, wih=self.wih, who=self.who, config=config_json)
         return path
 
     @classmethod

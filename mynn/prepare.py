@@ -2,7 +2,7 @@
 
 Layout under the cache folder::
 
-    arrays/<content digest>/{labels.npy, pixels.npy, meta.json}   (see mynn.data.save_npy)
+    arrays/<content digest>/{labels.npy, pixels.npy, meta.json}   (see mynn.arrays.save_npy)
     arrays/by-file/<file sha256>.json                               file bytes -> content digest
 
 A second preprocess of the same file is a cache hit: no parsing, only a digest check of the
@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from mynn.data import DataFormatError, Dataset, identify, load_npy, read_csv, save_npy
+from mynn.arrays import load_npy, save_npy
+from mynn.cache import forget
+from mynn.csvfile import read_csv
+from mynn.dataset import DataFormatError, Dataset, identify
+from mynn.fetch import FetchResult
+from mynn.files import AtomicWrite
 
 
 #: The strict CSV reader's format version: a parse cached by another version is not reused.
-PARSER = "mynn.data.read_csv/1"
+PARSER = "mynn.data.read_csv/1"  # (recorded in every index entry: kept as it was)
 
 
 @dataclass(frozen=True)
@@ -31,9 +35,9 @@ class Prepared:
     """A parsed dataset on disk: where its arrays are and what they are."""
 
     directory: Path  # arrays/<digest>/ holding labels.npy, pixels.npy, meta.json
-    digest: str  # content digest (mynn.data.Dataset.digest)
+    digest: str  # content digest (mynn.dataset.Dataset.digest)
     records: int
-    known_as: str | None  # the name in mynn.data.KNOWN_DIGESTS, if the content is a known set
+    known_as: str | None  # the name in mynn.dataset.KNOWN_DIGESTS, if the content is a known set
     cache_hit: bool = field(compare=False)  # a fact of this call, not of the data
     file_sha256: str | None = None  # SHA-256 of the file it was parsed from (None: a subset)
     origin: str | None = None  # that file as the user knows it: a path or a URL (no credentials)
@@ -59,7 +63,7 @@ def prepare(csv_path: str | os.PathLike, file_sha256: str, cache_dir: str | os.P
     label (:func:`check_training_labels`), before anything is stored for it.
 
     A reused parse is checked: the index entry must name this file digest and this parser
-    format, and the arrays must match their recorded digests (:func:`mynn.data.load_npy`).
+    format, and the arrays must match their recorded digests (:func:`mynn.arrays.load_npy`).
     """
     shown = origin or os.fspath(csv_path)
     root = Path(cache_dir) / "arrays"
@@ -91,15 +95,8 @@ def prepare(csv_path: str | os.PathLike, file_sha256: str, cache_dir: str | os.P
 
 
 def _write_json_atomic(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with AtomicWrite(path) as tmp, open(tmp, "w") as fh:
+        json.dump(obj, fh)
 
 
 def subset(prepared: Prepared, records: int, cache_dir: str | os.PathLike) -> Prepared:
@@ -145,17 +142,15 @@ class PreparedData:
         return load_npy(self.train.directory), load_npy(self.test.directory)
 
 
-def prepare_fetched(fetched, cache_dir: str | os.PathLike) -> PreparedData:
+def prepare_fetched(fetched: FetchResult, cache_dir: str | os.PathLike) -> PreparedData:
     """Prepare both files of a :class:`mynn.fetch.FetchResult`. A file refused by the reader
     (:class:`DataFormatError`, naming the user's file, line and value) is removed from the
     download cache, so refused bytes never stay behind."""
-    from mynn import fetch
-
     prepared = []
     for f in (fetched.train, fetched.test):
         try:
             prepared.append(prepare(f.path, f.sha256, cache_dir, split=f.split, origin=f.origin or None))
         except DataFormatError:
-            fetch.forget(f.path, cache_dir)
+            forget(f.path, cache_dir)
             raise
     return PreparedData(fetched.source.spec, prepared[0], prepared[1], fetched.verified)

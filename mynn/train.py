@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from mynn import reference
 from mynn.config import NetworkConfig
-from mynn.data import INPUT_OFFSET, make_targets, pixel_part_table, scale_inputs
+from mynn.encoding import INPUT_OFFSET, make_targets, pixel_part_table, scale_inputs
 from mynn.network import Network
 
 

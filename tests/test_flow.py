@@ -18,7 +18,7 @@ from flows.params import TrainConfig
 from flows.train_flow import train_flow
 from mynn import paths
 from mynn.config import NetworkConfig
-from mynn.data import KNOWN_DIGESTS, DataFormatError
+from mynn.dataset import KNOWN_DIGESTS, DataFormatError
 from tracking.runs import git_state
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

@@ -37,7 +37,8 @@ from httpserver import start_http
 from flows.train_flow import train_flow
 from mynn import paths
 from mynn.config import NetworkConfig
-from mynn.data import Dataset, scale_inputs
+from mynn.dataset import Dataset
+from mynn.encoding import scale_inputs
 from mynn.network import Network
 from mynn.train import fit
 

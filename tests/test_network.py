@@ -190,7 +190,7 @@ def test_fast_kernel_does_not_depend_on_where_arrays_sit(small_train, dtype):
     in memory must give the same bits."""
     from mynn.kernels import train_epoch
     from mynn.train import _SparseInputs
-    from mynn.data import INPUT_OFFSET, make_targets
+    from mynn.encoding import INPUT_OFFSET, make_targets
 
     pixels, labels = small_train
     net = Network.initial(NetworkConfig(hidden_nodes=37, seed=2, dtype=dtype))

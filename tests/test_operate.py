@@ -258,7 +258,7 @@ def test_sigterm_ends_the_run_killed_and_a_resume_continues_from_the_checkpoint(
     import numpy as np
 
     from mynn import NetworkConfig, fit
-    from mynn.data import read_csv
+    from mynn.csvfile import read_csv
     from mynn.network import Network
     from mynn.paths import data_dir
 

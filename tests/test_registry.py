@@ -12,7 +12,8 @@ import pytest
 from flows.training import train_and_log
 from mynn import stats
 from mynn.config import NetworkConfig
-from mynn.data import load_npy, scale_inputs
+from mynn.arrays import load_npy
+from mynn.encoding import scale_inputs
 from mynn.fetch import fetch
 from mynn.network import Network
 from mynn.prepare import PreparedData, prepare_fetched

@@ -24,7 +24,7 @@ import pytest
 from flows import tasks
 from mynn import paths
 from mynn.config import NetworkConfig
-from mynn.data import scale_inputs
+from mynn.encoding import scale_inputs
 from mynn.network import Network
 from tracking.flavour import OUTPUT_COLUMNS
 from tracking.runs import start_run

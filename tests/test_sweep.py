@@ -19,7 +19,8 @@ from flows.sweep_flow import sweep_flow
 from flows.training import train_points
 from mynn import paths
 from mynn.config import NetworkConfig
-from mynn.data import read_csv, save_npy
+from mynn.arrays import save_npy
+from mynn.csvfile import read_csv
 from mynn.grid import Training, code_digest
 from mynn.network import Network
 from mynn.prepare import Prepared, PreparedData

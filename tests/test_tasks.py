@@ -20,8 +20,11 @@ from mlflow import MlflowClient
 from flows import tasks
 from mynn import paths
 from mynn.config import NetworkConfig
-from mynn.data import KNOWN_DIGESTS, DataFormatError, load_npy, scale_inputs
-from mynn.fetch import FetchResult, UnverifiedDownloadWarning, known_digests
+from mynn.arrays import load_npy
+from mynn.dataset import KNOWN_DIGESTS, DataFormatError
+from mynn.encoding import scale_inputs
+from mynn.fetch import FetchResult, UnverifiedDownloadWarning
+from mynn.sources import DigestMismatchError, known_digests
 from mynn.network import Network
 from mynn.prepare import PreparedData, prepare
 from mynn.train import fit

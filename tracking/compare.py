@@ -9,7 +9,7 @@ from mlflow import MlflowClient
 
 from mynn.stats import spread
 from mynn.tables import markdown_table
-from mynn.fetch import redact_url
+from mynn.sources import redact_url
 from tracking import plots, store
 
 

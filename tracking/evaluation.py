@@ -10,7 +10,9 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 
-from mynn.data import Dataset, load_npy, scale_inputs
+from mynn.arrays import load_npy
+from mynn.dataset import Dataset
+from mynn.encoding import scale_inputs
 from mynn.network import Network
 from mynn.prepare import PreparedData
 from tracking import plots, store

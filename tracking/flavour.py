@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from mynn.encoding import scale_inputs
 from mynn.network import INPUT_NODES, Network
 
 WEIGHTS_FILE = "weights.npz"
@@ -49,7 +50,8 @@ class MynnPyfunc:
             bad = np.argwhere(~(np.isfinite(rows) & (rows >= 0) & (rows <= 255) & (rows == np.round(rows))))[0]
             raise _bad_input(f"mynn model: row {bad[0]}, pixel {bad[1]} is {rows[tuple(bad)]!r}: pixel values must "
                              "be whole numbers in 0..255")
-        outputs = self.network.query(rows / 255.0 * 0.99 + 0.01)  # (n, 784) -> (n, 10)
+        # (whole numbers in 0..255, checked above: exactly representable as uint8)
+        outputs = self.network.query(scale_inputs(rows.astype(np.uint8), self.network.config.dtype))  # -> (n, 10)
         frame = pd.DataFrame(outputs.astype(np.float64), columns=OUTPUT_COLUMNS[1:])
         frame.insert(0, "digit", np.argmax(outputs, axis=1).astype(np.int64))
         return frame

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, NullFormatter
 
+from mynn.files import AtomicWrite
 from mynn.tables import markdown_table
 
 __all__ = [
@@ -109,45 +109,20 @@ def _message_figure(text: str, title: str | None = None) -> Figure:
 
 
 # ---- saving -----------------------------------------------------------------------------
-def _file_mode() -> int:
-    """0o666 minus the process umask (read without os.umask, which would race threads)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    return 0o644
-
-
 def save_png(fig: Figure, path: str | os.PathLike[str], dpi: int = DPI) -> Path:
     """Write ``fig`` as a PNG at ``path`` atomically and return the path.
 
     The image goes to a temporary file in the same folder, is flushed to disk and then
-    renamed over ``path`` with :func:`os.replace`, so readers never see a half-written file.
-    The temporary file is removed if anything fails. Missing parent folders are created;
-    the file gets the usual mode (0o666 less the umask).
+    renamed over ``path`` (:class:`mynn.files.AtomicWrite`), so readers never see a
+    half-written file. The temporary file is removed if anything fails. Missing parent
+    folders are created; the file gets the usual mode (0o666 less the umask).
     The figure is left as it is (nothing is closed; there is no global state to close).
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     if fig.canvas is None or not isinstance(fig.canvas, FigureCanvasAgg):
         FigureCanvasAgg(fig)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=dpi)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp_name, _file_mode())  # mkstemp makes 0600; give it an ordinary file's mode
-        os.replace(tmp_name, target)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
+    with AtomicWrite(target) as tmp, open(tmp, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=dpi)
     return target
 
 

@@ -26,8 +26,9 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, RunTag
 from mlflow.exceptions import MlflowException
 
-from mynn.data import load_npy, scale_inputs
-from mynn.fetch import sha256_file
+from mynn.arrays import load_npy
+from mynn.cache import sha256_file
+from mynn.encoding import scale_inputs
 from mynn.network import Network
 from mynn import promotion as promotion_rules
 from mynn.promotion import DEFAULT_ALPHA, DEFAULT_RULE, Promotion

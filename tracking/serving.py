@@ -28,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
-from mynn.data import scale_inputs
+from mynn.encoding import scale_inputs
 from mynn.network import INPUT_NODES, Network
 from tracking import store
 

@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlparse
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from mynn.fetch import redact_url
+from mynn.sources import redact_url
 from mynn.paths import PROJECT_ROOT
 
 DEFAULT_EXPERIMENT = "mynn"

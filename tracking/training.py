@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric
 
 from mynn.config import NetworkConfig
+from mynn.files import AtomicWrite
 from mynn.network import Network
 from mynn.train import EpochStats
 from tracking import store
@@ -139,13 +139,8 @@ def log_missing_checkpoint_metrics(client: MlflowClient, run_id: str, checkpoint
 
 
 def _write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(obj))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with AtomicWrite(path) as tmp:
+        Path(tmp).write_text(json.dumps(obj))
 
 
 def logged_history(client: MlflowClient, run_id: str) -> list[dict]:

@@ -36,8 +36,8 @@ def http_server(no_proxy):
 @pytest.fixture
 def no_backoff(monkeypatch):
     """Retries happen for real; only their sleeps are recorded instead of slept."""
-    from mynn import fetch
+    from mynn import download
 
     slept: list[float] = []
-    monkeypatch.setattr(fetch.time, "sleep", slept.append)
+    monkeypatch.setattr(download.time, "sleep", slept.append)
     return slept

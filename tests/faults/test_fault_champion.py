@@ -16,7 +16,9 @@ from mlflow import MlflowClient
 
 from faultkit import SHIPPED
 from mynn.config import NetworkConfig
-from mynn.data import Dataset, read_csv, scale_inputs
+from mynn.csvfile import read_csv
+from mynn.dataset import Dataset
+from mynn.encoding import scale_inputs
 from mynn.network import Network
 from mynn.train import fit
 from tracking.registry import log_model, register

@@ -12,7 +12,8 @@ import pytest
 
 from faultkit import TEST_10, TRAIN_100, data_folder, files_under, stray_temporaries
 from flows import tasks
-from mynn.data import DataFormatError, read_csv
+from mynn.csvfile import read_csv
+from mynn.dataset import DataFormatError
 
 LINES = TRAIN_100.read_bytes().splitlines(keepends=True)  # 100 records, LF line ends
 
@@ -144,7 +145,7 @@ def test_a_truncated_gzip_is_refused_naming_the_users_file(tmp_path):
 def test_a_changed_file_of_a_pinned_source_is_caught_by_its_digest_at_download(tmp_path):
     """A source that pins digests (as shipped does with SHA256SUMS) refuses other bytes before
     any parsing, names the file, and caches nothing."""
-    from mynn.fetch import DigestMismatchError, Source
+    from mynn.sources import DigestMismatchError, Source
 
     full = (TRAIN_100.parent / "mnist_train.csv.gz").read_bytes()
     source = data_folder(tmp_path / "source", train=full[: len(full) // 2], train_name="mnist_train.csv.gz")

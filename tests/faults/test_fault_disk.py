@@ -16,7 +16,8 @@ import uuid
 import pytest
 
 from faultkit import TEST_10, TRAIN_100, data_folder, files_under, run_with_file_size_limit, stray_temporaries
-from mynn.data import load_npy, read_csv, save_npy
+from mynn.arrays import load_npy, save_npy
+from mynn.csvfile import read_csv
 from mynn.network import Network
 from mynn.config import NetworkConfig
 
@@ -67,7 +68,7 @@ def test_parsed_arrays_on_a_full_disk_name_the_folder_and_keep_the_previous_vers
     target = tmp_path / "arrays" / "train"
     save_npy(read_csv(TEST_10), target)  # a previous version there (8 KB of pixels)
     previous = load_npy(target).digest
-    out = run_with_file_size_limit(f"from mynn.data import read_csv, save_npy\nds = read_csv({str(TRAIN_100)!r})",
+    out = run_with_file_size_limit(f"from mynn.arrays import save_npy\nfrom mynn.csvfile import read_csv\nds = read_csv({str(TRAIN_100)!r})",
                                    f"save_npy(ds, {str(target)!r})", limit=32 * KIB)  # pixels.npy: 78 KB
     assert out["type"] == "OSError" and out["errno"] == errno.EFBIG, out
     assert out["message"] == f"[Errno {errno.EFBIG}] {target}: File too large"
@@ -75,7 +76,7 @@ def test_parsed_arrays_on_a_full_disk_name_the_folder_and_keep_the_previous_vers
     assert [p.name for p in target.parent.iterdir()] == ["train"] and stray_temporaries(tmp_path) == []
 
     fresh = tmp_path / "arrays" / "fresh"
-    out = run_with_file_size_limit(f"from mynn.data import read_csv, save_npy\nds = read_csv({str(TRAIN_100)!r})",
+    out = run_with_file_size_limit(f"from mynn.arrays import save_npy\nfrom mynn.csvfile import read_csv\nds = read_csv({str(TRAIN_100)!r})",
                                    f"save_npy(ds, {str(fresh)!r})", limit=32 * KIB)
     assert out["message"] == f"[Errno {errno.EFBIG}] {fresh}: File too large"
     assert not fresh.exists() and stray_temporaries(tmp_path) == []

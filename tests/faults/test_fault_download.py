@@ -17,6 +17,7 @@ from faultkit import TEST_10, TRAIN_100, data_folder, files_under, stray_tempora
 from httpserver import start_http
 from flows import tasks
 from mynn import fetch as F
+from mynn import sources as S
 from tracking.runs import start_run
 from tracking.store import ensure_experiment
 from mynn.config import NetworkConfig
@@ -116,6 +117,7 @@ def test_a_truncated_transfer_is_retried_then_fails_leaving_no_temporary(http_se
                                            r"got 60674 of 182022 bytes") as info:
         tasks.download.fn(http_server.base, cache_dir=str(cache))
     assert not isinstance(info.value, F.DigestMismatchError)
+    assert info.value.url == http_server.base + "mnist_train.csv"
     assert http_server.count("/mnist_train.csv") == 4 and no_backoff == [0.5, 1.0, 2.0]
     assert files_under(cache) == [] and stray_temporaries(cache) == []
 
@@ -157,8 +159,8 @@ def test_a_digest_mismatch_is_not_retried_and_not_cached(http_server, tmp_path, 
     _serve_subsets(http_server)
     fake = gzip.compress(TRAIN_100.read_bytes())
     http_server.files["/mnist_train.csv.gz"] = fake
-    real = F.known_digests()["mnist_train.csv.gz"]
-    pinned = F.Source("pinned", http_server.base, True, ("mnist_train.csv.gz", "mnist_train.csv"),
+    real = S.known_digests()["mnist_train.csv.gz"]
+    pinned = S.Source("pinned", http_server.base, True, ("mnist_train.csv.gz", "mnist_train.csv"),
                       ("mnist_test.csv.gz", "mnist_test.csv"), pinned=(("mnist_train.csv.gz", real),))
     cache = tmp_path / "cache"
     with pytest.raises(F.DigestMismatchError) as info:
@@ -172,17 +174,6 @@ def test_a_digest_mismatch_is_not_retried_and_not_cached(http_server, tmp_path, 
 
 
 # ----------------------------------------------------------------------------- the cache dir
-
-
-def test_a_source_file_name_that_escapes_the_cache_dir_is_refused(tmp_path):
-    source = data_folder(tmp_path / "source")
-    (tmp_path / "evil.csv").write_bytes(TRAIN_100.read_bytes())
-    cache = tmp_path / "deep" / "cache"
-    for name in ("../evil.csv", "../../evil.csv", str(tmp_path / "evil.csv"), "sub/../../evil.csv"):
-        evil = F.Source("evil", str(source), False, (name,), ("mnist_test.csv",))
-        with pytest.raises(F.FetchError, match="would escape the cache dir"):
-            tasks.download.fn(evil, cache_dir=str(cache))  # (a Source object: names chosen by the caller)
-    assert files_under(tmp_path / "deep") == []
 
 
 def test_a_cache_folder_linked_outside_the_cache_is_refused(tmp_path):

@@ -23,7 +23,9 @@ from mlflow import MlflowClient
 
 from faultkit import SHIPPED
 from mynn.config import NetworkConfig
-from mynn.data import load_npy, read_csv, scale_inputs
+from mynn.arrays import load_npy
+from mynn.csvfile import read_csv
+from mynn.encoding import scale_inputs
 from mynn.network import Network
 from mynn.prepare import prepare
 from mynn.train import fit

@@ -15,6 +15,7 @@ from flows import tasks
 from flows.params import TrainConfig
 from flows.train_flow import train_flow
 from mynn import fetch as F
+from mynn import sources as S
 from mynn.config import NetworkConfig
 from tracking.runs import start_run
 from tracking.store import ensure_experiment, run_ui_url
@@ -32,13 +33,13 @@ def private_server(http_server):
 
 
 def test_redact_url():
-    assert F.redact_url(f"http://user:{SECRET}@127.0.0.1:8/a/") == "http://***@127.0.0.1:8/a/"
-    assert F.redact_url(f"https://{SECRET}@host/x", mask="") == "https://host/x"
-    assert F.redact_url(f"postgresql://mlflow:{SECRET}@db:5432/mlflow") == "postgresql://***@db:5432/mlflow"
+    assert S.redact_url(f"http://user:{SECRET}@127.0.0.1:8/a/") == "http://***@127.0.0.1:8/a/"
+    assert S.redact_url(f"https://{SECRET}@host/x", mask="") == "https://host/x"
+    assert S.redact_url(f"postgresql://mlflow:{SECRET}@db:5432/mlflow") == "postgresql://***@db:5432/mlflow"
     for plain in ("shipped", "/data/a@b/mnist", "http://host/path@x", "file:///tmp/m"):
-        assert F.redact_url(plain) == plain
+        assert S.redact_url(plain) == plain
     assert SECRET not in run_ui_url(f"http://u:{SECRET}@127.0.0.1:5000", "1", "abc")
-    source = F.resolve_source(f"http://user:{SECRET}@127.0.0.1:8/m")
+    source = S.resolve_source(f"http://user:{SECRET}@127.0.0.1:8/m")
     assert SECRET not in repr(source) and source.auth == ("user", SECRET)
     assert source.url("mnist_train.csv") == "http://127.0.0.1:8/m/mnist_train.csv"
 
