@@ -331,28 +331,3 @@ def test_compare_command_after_a_sweep(tracking_env, tmp_path, capsys):
     capsys.readouterr()
     assert cli_main(["compare", "--experiment", "t-nothing-here", "--param", "hidden_nodes"]) == 1
     assert "mynn compare: error: no experiment 't-nothing-here'" in capsys.readouterr().err
-
-
-# ------------------------------------------------------------------------ summary of a sweep
-
-
-def test_sweep_summary_names_the_best_point_with_its_options(tracking_env, tmp_path):
-    from tracking.sweep_summary import log_summary
-    from tracking.sweeps import PointResult
-
-    client, exp_id = ensure_experiment(tracking_env.uri, "t-summary")
-    parent = client.create_run(exp_id, run_name="parent", tags={"mynn.kind": "sweep"}).info.run_id
-    results = []
-    for dtype, perfs in (("float64", (0.6, 0.8)), ("float32", (0.75, 0.85))):
-        for seed, perf in enumerate(perfs):
-            cfg = NetworkConfig(hidden_nodes=10, learning_rate=0.3, epochs=1, seed=seed, dtype=dtype)
-            results.append(PointResult(cfg, "small", f"p-{dtype}-{seed}", f"r-{dtype}-{seed}", "trained", perf, 0.1,
-                                       [perf], 1.0))
-    summary = log_summary(tracking_env.uri, exp_id, parent, results, 0.0)
-    # the best mean over seeds is float32's (0.8 against 0.7); its name keeps "-f32"
-    assert summary["best_point"] == "h10-lr0.3-e1-f32 (small)"
-    assert summary["best_mean_performance"] == pytest.approx(0.8)
-    assert (summary["points"], summary["trained"], summary["derived"], summary["reused"]) == (4, 4, 0, 0)
-    assert client.get_run(parent).data.tags["mynn.best_point"] == "h10-lr0.3-e1-f32 (small)"
-    best = json.loads(open(client.download_artifacts(parent, "best.json", str(tmp_path))).read())
-    assert best["point"] == "h10-lr0.3-e1-f32 (small)" and best["runs"] == ["r-float32-0", "r-float32-1"]

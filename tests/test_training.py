@@ -1,0 +1,115 @@
+"""The one train-and-log path (flows.training.train_and_log with tracking.training.RunRecorder):
+per-epoch metrics and checkpoints, the weights and config.json, and resume from a checkpoint bit
+for bit; against a real SQLite store under tmp_path, on the book's 100/10 subsets, no Prefect."""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import pytest
+
+from flows.training import train_and_log
+from mynn.arrays import load_npy
+from mynn.config import NetworkConfig
+from mynn.fetch import fetch
+from mynn.network import Network
+from mynn.prepare import PreparedData, prepare_fetched
+from mynn.train import fit
+from tracking import store
+from tracking.runs import ResumeError, open_run
+
+
+@pytest.fixture
+def prepared(tracking_env) -> PreparedData:
+    return prepare_fetched(fetch("shipped-small", tracking_env.cache), tracking_env.cache)
+
+
+def new_run(env, config: NetworkConfig):
+    run_id, _, _ = open_run(env.uri, "training", config, runs_dir=env.runs)
+    return store.client(env.uri), run_id
+
+
+def fit_in_process(config: NetworkConfig, data: PreparedData) -> Network:
+    train = load_npy(data.train.directory)
+    net, _ = fit(config, train.pixels, train.labels)
+    return net
+
+
+def same_bits(a: Network, b: Network) -> bool:
+    return (a.config == b.config and a.wih.dtype == b.wih.dtype and a.who.dtype == b.who.dtype
+            and a.wih.tobytes() == b.wih.tobytes() and a.who.tobytes() == b.who.tobytes())
+
+
+def artifact_paths(client, run_id: str, path: str | None = None) -> set[str]:
+    return {a.path for a in client.list_artifacts(run_id, path)}
+
+
+def test_train_logs_every_epoch_and_writes_checkpoints(tracking_env, prepared):
+    config = NetworkConfig(hidden_nodes=20, learning_rate=0.3, epochs=3)
+    client, run_id = new_run(tracking_env, config)
+
+    trained = train_and_log(prepared, config, tracking_env.uri, run_id)
+
+    run_dir = tracking_env.runs / run_id  # MYNN_RUNS_DIR/<run id> by default
+    mse = client.get_metric_history(run_id, "train_mse")
+    perf = client.get_metric_history(run_id, "epoch_performance")
+    assert sorted(m.step for m in mse) == [1, 2, 3]
+    assert sorted(m.step for m in perf) == [1, 2, 3]
+    assert [h["epoch"] for h in trained.history] == [1, 2, 3]
+    assert {m.step: m.value for m in mse} == {h["epoch"]: h["train_mse"] for h in trained.history}
+    assert {m.step: m.value for m in perf} == {h["epoch"]: h["performance"] for h in trained.history}
+    ckpts = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    # each checkpoint with its epoch's stats (logged from there if the run stopped in between)
+    assert ckpts == ["epoch-001.json", "epoch-001.npz", "epoch-002.json", "epoch-002.npz",
+                     "epoch-003.json", "epoch-003.npz"]
+    assert Path(trained.weights_path) == run_dir / "weights.npz"
+    final = Network.load(trained.weights_path)
+    assert same_bits(final, Network.load(run_dir / "checkpoints" / "epoch-003.npz"))
+    assert same_bits(final, fit_in_process(config, prepared))  # the task trains what fit trains
+    one_epoch = fit_in_process(NetworkConfig(hidden_nodes=20, learning_rate=0.3, epochs=1), prepared)
+    first = Network.load(run_dir / "checkpoints" / "epoch-001.npz")
+    assert first.config == config  # the checkpoint carries the run's config (so it can resume)
+    assert same_bits(first, Network(config, one_epoch.wih, one_epoch.who))
+    assert {"weights.npz", "config.json"} <= artifact_paths(client, run_id)
+    metrics = client.get_run(run_id).data.metrics
+    assert metrics["training_seconds"] == pytest.approx(trained.training_seconds) and trained.training_seconds > 0
+    assert metrics["records_per_s"] == pytest.approx(trained.records_per_s) and trained.records_per_s > 0
+    assert trained.resumed_from_epoch == 0
+    assert "mynn.resumed_from_epoch" not in client.get_run(run_id).data.tags
+
+
+def test_train_resumes_from_a_checkpoint_bit_for_bit(tracking_env, prepared, tmp_path):
+    config = NetworkConfig(hidden_nodes=20, learning_rate=0.3, epochs=3)
+    client, whole_id = new_run(tracking_env, config)
+    whole = train_and_log(prepared, config, tracking_env.uri, whole_id, run_dir=str(tmp_path / "whole"))
+    _, resumed_id = new_run(tracking_env, config)
+    ckpts = tmp_path / "resumed" / "checkpoints"
+    ckpts.mkdir(parents=True)
+    shutil.copyfile(tmp_path / "whole" / "checkpoints" / "epoch-001.npz", ckpts / "epoch-001.npz")
+
+    resumed = train_and_log(prepared, config, tracking_env.uri, resumed_id, run_dir=str(tmp_path / "resumed"))
+
+    assert resumed.resumed_from_epoch == 1
+    assert client.get_run(resumed_id).data.tags["mynn.resumed_from_epoch"] == "1"
+    assert same_bits(Network.load(resumed.weights_path), Network.load(whole.weights_path))
+    for epoch in (2, 3):
+        name = f"epoch-{epoch:03d}.npz"
+        assert same_bits(Network.load(ckpts / name), Network.load(tmp_path / "whole" / "checkpoints" / name))
+    # only epochs 2 and 3 ran in the resumed run, with the same numbers as in the whole run
+    whole_mse = {m.step: m.value for m in client.get_metric_history(whole_id, "train_mse")}
+    resumed_mse = {m.step: m.value for m in client.get_metric_history(resumed_id, "train_mse")}
+    assert resumed_mse == {2: whole_mse[2], 3: whole_mse[3]}
+    assert [h["epoch"] for h in resumed.history] == [2, 3]
+
+
+def test_a_checkpoint_of_another_config_is_not_resumed(tracking_env, prepared, tmp_path):
+    config = NetworkConfig(hidden_nodes=20, learning_rate=0.3, epochs=2)
+    _, first = new_run(tracking_env, config)
+    train_and_log(prepared, config, tracking_env.uri, first, run_dir=tmp_path / "a")
+    other = dataclasses.replace(config, learning_rate=0.1)
+    _, second = new_run(tracking_env, other)
+    (tmp_path / "b" / "checkpoints").mkdir(parents=True)
+    shutil.copyfile(tmp_path / "a" / "checkpoints" / "epoch-001.npz", tmp_path / "b" / "checkpoints" / "epoch-001.npz")
+    with pytest.raises(ResumeError, match="not a checkpoint of this run"):
+        train_and_log(prepared, other, tracking_env.uri, second, run_dir=tmp_path / "b")
