@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from servers import BIN, QUIET_ENV, Server, postgres_available, start_tracking_stack
+from tests.servers import BIN, QUIET_ENV, Server, postgres_available, start_tracking_stack
 
 pytestmark = pytest.mark.timeout(900)
 

@@ -4,16 +4,17 @@ apply here too."""
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-for folder in (HERE, HERE.parent):  # faultkit.py, and tests/servers.py, tests/httpserver.py
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
+from tests.faults import faultkit
+from tests.httpserver import start_http
 
-from httpserver import start_http  # noqa: E402
+# Transitional: test_fault_data.py and test_fault_download.py (being split on another branch)
+# still say ``from faultkit import ...``; this names the one module ``tests.faults.faultkit``
+# under that old name too (no sys.path edit, no second copy). Delete once they import
+# ``from tests.faults.faultkit import ...``.
+sys.modules.setdefault("faultkit", faultkit)
 
 
 @pytest.fixture

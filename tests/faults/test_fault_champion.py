@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from faultkit import SHIPPED
+from tests.faults.faultkit import SHIPPED
 from mynn.config import NetworkConfig
 from mynn.data import Dataset, read_csv, scale_inputs
 from mynn.network import Network

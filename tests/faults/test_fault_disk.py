@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from faultkit import TEST_10, TRAIN_100, data_folder, files_under, run_with_file_size_limit, stray_temporaries
+from tests.faults.faultkit import TEST_10, TRAIN_100, data_folder, files_under, run_with_file_size_limit, stray_temporaries
 from mynn.data import load_npy, read_csv, save_npy
 from mynn.network import Network
 from mynn.config import NetworkConfig
