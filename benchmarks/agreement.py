@@ -1,6 +1,6 @@
 """The fast path and the plain transcription of the book's rule, seed by seed.
 
-    python benchmarks/agreement.py DATA_DIR [--hidden 100] [--learning-rate 0.3]
+    python -m benchmarks.agreement DATA_DIR [--hidden 100] [--learning-rate 0.3]
         [--seeds 0 1 2 3 4] [--epochs 1] [--records N]
 
 Both train from the same seeded start on the same records. They compute the same rule with
@@ -17,19 +17,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from mynn.config import NetworkConfig  # noqa: E402
-from mynn.csvfile import read_csv  # noqa: E402
-from mynn.encoding import scale_inputs  # noqa: E402
-from mynn.network import Network  # noqa: E402
-from mynn.train import fit  # noqa: E402
-from train_speed import find  # noqa: E402  (benchmarks/ is on sys.path: the script's folder)
+from benchmarks.train_speed import find
+from mynn.config import NetworkConfig
+from mynn.csvfile import read_csv
+from mynn.encoding import scale_inputs
+from mynn.network import Network
+from mynn.train import fit
 
 
 def main(argv: list[str] | None = None) -> None:

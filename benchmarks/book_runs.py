@@ -1,6 +1,6 @@
 """The book's two headline runs on full MNIST, with the fast exact path.
 
-    python benchmarks/book_runs.py DATA_DIR [--seed S]
+    python -m benchmarks.book_runs DATA_DIR [--seed S]
 
 DATA_DIR holds mnist_train.csv[.gz] and mnist_test.csv[.gz] (e.g. data/mnist). Prints one
 JSON object per run: the book's first full run (H=100, lr 0.3, 1 epoch; the book reports
@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks.train_speed import find  # noqa: E402
-from mynn.config import NetworkConfig  # noqa: E402
-from mynn.csvfile import read_csv  # noqa: E402
-from mynn.train import fit  # noqa: E402
+from benchmarks.train_speed import find
+from mynn.config import NetworkConfig
+from mynn.csvfile import read_csv
+from mynn.train import fit
 
 RUNS = [  # (hidden, learning rate, epochs, the book's number)
     (100, 0.3, 1, 0.9473),

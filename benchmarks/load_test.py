@@ -1,7 +1,7 @@
 """Load: eight sweeps' children (32 runs) in parallel against one MLflow server and one
 Prefect server, on SQLite and on PostgreSQL.
 
-    python benchmarks/load_test.py [--backend sqlite postgres] [--sweeps 8]
+    python -m benchmarks.load_test [--backend sqlite postgres] [--sweeps 8]
 
 Starts the servers on free 127.0.0.1 ports (tests/servers.py: PostgreSQL through initdb as
 the ``postgres`` user when run as root), then runs ``--sweeps`` ``mynn sweep`` processes at
@@ -16,15 +16,11 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-from servers import BIN, QUIET_ENV, start_tracking_stack  # noqa: E402
+from tests.servers import BIN, QUIET_ENV, start_tracking_stack
 
 
 def run_backend(backend: str, sweeps: int) -> dict:

@@ -1,6 +1,6 @@
 """Speed-up of a sweep from training points in parallel: 1 worker against 2.
 
-    python benchmarks/sweep_speedup.py [--points 4] [--hidden 100] [--epochs 1] [--train-records N]
+    python -m benchmarks.sweep_speedup [--points 4] [--hidden 100] [--epochs 1] [--train-records N]
 
 Runs the same sweep (seeds 0..points-1 of one config on the shipped full MNIST) twice, in
 fresh MLflow experiments of a temporary SQLite store so that nothing is reused, once with a
@@ -13,12 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main(argv: list[str] | None = None) -> None:

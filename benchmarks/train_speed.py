@@ -1,6 +1,6 @@
 """Training speed: the book's rule transcribed plainly vs the fast path, side by side.
 
-    python benchmarks/train_speed.py DATA_DIR [--impl reference fast] [--hidden 100 200]
+    python -m benchmarks.train_speed DATA_DIR [--impl reference fast] [--hidden 100 200]
         [--dtype float64 float32] [--records N] [--epochs E]
 
 DATA_DIR holds mnist_train.csv[.gz] and mnist_test.csv[.gz]. Prints one JSON object per
@@ -19,16 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from mynn.config import NetworkConfig  # noqa: E402
-from mynn.csvfile import read_csv  # noqa: E402
-from mynn.train import fit  # noqa: E402
+from mynn.config import NetworkConfig
+from mynn.csvfile import read_csv
+from mynn.train import fit
 
 
 def find(data_dir: Path, stem: str) -> Path:

@@ -8,6 +8,10 @@ import pytest
 
 from mynn import paths
 
+# Fixtures shared by the data-layer tests: the HTTP server, the cache folder, a synthetic source
+# folder (tests/fetchkit.py) and the shipped 100 records' lines (tests/datakit.py).
+pytest_plugins = ["tests.fetchkit", "tests.datakit"]
+
 os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from httpserver import start_http
+from tests.httpserver import start_http
 from mynn import paths
 from mynn.fetch import FetchResult, UnverifiedDownloadWarning, fetch
 

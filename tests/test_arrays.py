@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from datakit import TRAIN_100, needs_shipped, synthetic
+from tests.datakit import TRAIN_100, needs_shipped, synthetic
 from mynn.arrays import load_npy, save_npy
 from mynn.csvfile import read_csv
 from mynn.dataset import DataFormatError, identify

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from fetchkit import SHIPPED, cache, quiet_fetch, server, sha256, synthetic  # noqa: F401 (fixtures)
-from httpserver import HttpState
+from tests.fetchkit import SHIPPED, quiet_fetch, sha256
+from tests.httpserver import HttpState
 from mynn.cache import forget, sha256_file
 from mynn.sources import SPLITS
 

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from datakit import SHIPPED, TEST_10, TRAIN_100, lines, needs_full, needs_shipped, set_field, synthetic  # noqa: F401
+from tests.datakit import SHIPPED, TEST_10, TRAIN_100, needs_full, needs_shipped, set_field, synthetic
 from mynn import csvfile
 from mynn.csvfile import read_csv
 from mynn.csvformat import parse_exact

@@ -6,7 +6,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from datakit import synthetic
+from tests.datakit import synthetic
 from mynn.dataset import Dataset
 
 

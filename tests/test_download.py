@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from fetchkit import cache, cache_files, csv_bytes, leftovers, quiet_fetch, server, synthetic  # noqa: F401 (fixtures)
-from httpserver import HttpState
+from tests.fetchkit import cache_files, csv_bytes, leftovers, quiet_fetch
+from tests.httpserver import HttpState
 from mynn import download
 from mynn.fetch import fetch
 from mynn.sources import FetchError

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from fetchkit import (SHIPPED, cache, cache_files, csv_bytes, leftovers, needs_full, needs_shipped,  # noqa: F401
-                      quiet_fetch, server, sha256, synthetic)
-from httpserver import HttpState
+from tests.fetchkit import SHIPPED, cache_files, csv_bytes, leftovers, needs_full, needs_shipped, quiet_fetch, sha256
+from tests.httpserver import HttpState
 from mynn.fetch import UnverifiedDownloadWarning, fetch
 from mynn.sources import SPLITS, DigestMismatchError, FetchError, known_digests, resolve_source
 

@@ -33,7 +33,7 @@ import pytest
 from mlflow import MlflowClient
 
 from flows.params import TrainConfig
-from httpserver import start_http
+from tests.httpserver import start_http
 from flows.train_flow import train_flow
 from mynn import paths
 from mynn.config import NetworkConfig

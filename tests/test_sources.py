@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from fetchkit import SHIPPED, cache_files, needs_shipped, synthetic  # noqa: F401 (fixture)
+from tests.fetchkit import SHIPPED, cache_files, needs_shipped
 from mynn.fetch import fetch
 from mynn.sources import FetchError, Source, known_digests, resolve_source
 

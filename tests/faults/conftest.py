@@ -3,17 +3,11 @@
 apply here too."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-for folder in (HERE, HERE.parent):  # faultkit.py, and tests/servers.py, tests/httpserver.py
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
+from tests.httpserver import start_http
 
-from httpserver import start_http  # noqa: E402
 
 
 @pytest.fixture

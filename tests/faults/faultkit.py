@@ -12,12 +12,8 @@ import textwrap
 import time
 from pathlib import Path
 
-TESTS = Path(__file__).resolve().parent.parent
-if str(TESTS) not in sys.path:  # tests/servers.py
-    sys.path.insert(0, str(TESTS))
-
-from mynn import paths  # noqa: E402
-from mynn.paths import PROJECT_ROOT  # noqa: E402
+from mynn import paths
+from mynn.paths import PROJECT_ROOT
 
 SHIPPED = paths.data_dir()
 TRAIN_100 = SHIPPED / "mnist_train_100.csv"
@@ -84,7 +80,7 @@ def run_with_file_size_limit(setup: str, action: str, limit: int, timeout: float
 def start_mlflow_at(backend_uri: str, artifacts: Path, log: Path, port: int):
     """``mlflow server`` on 127.0.0.1:``port`` (tests/servers.py's start_mlflow picks a free
     port; a restart after a crash needs the same one)."""
-    from servers import Server, _spawn, wait_http, BIN
+    from tests.servers import BIN, Server, _spawn, wait_http
 
     proc = _spawn("mlflow", [str(BIN / "mlflow"), "server", "--backend-store-uri", backend_uri,
                              "--artifacts-destination", str(artifacts), "--serve-artifacts",

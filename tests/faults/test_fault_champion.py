@@ -10,11 +10,10 @@ registration relies on it.
   not left behind without a decision."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from faultkit import SHIPPED
+from tests.faults.faultkit import SHIPPED
 from mynn.config import NetworkConfig
 from mynn.csvfile import read_csv
 from mynn.dataset import Dataset

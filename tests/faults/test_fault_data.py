@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from faultkit import TEST_10, TRAIN_100, data_folder, files_under, stray_temporaries
+from tests.faults.faultkit import TEST_10, TRAIN_100, data_folder, files_under, stray_temporaries
 from flows import tasks
 from mynn.csvfile import read_csv
 from mynn.dataset import DataFormatError

@@ -15,9 +15,9 @@ import uuid
 
 import pytest
 
-from faultkit import TEST_10, TRAIN_100, data_folder, files_under, run_with_file_size_limit, stray_temporaries
 from mynn.arrays import load_npy, save_npy
 from mynn.csvfile import read_csv
+from tests.faults.faultkit import TEST_10, TRAIN_100, data_folder, files_under, run_with_file_size_limit, stray_temporaries
 from mynn.network import Network
 from mynn.config import NetworkConfig
 

@@ -13,8 +13,8 @@ import warnings
 import pytest
 from mlflow import MlflowClient
 
-from faultkit import TEST_10, TRAIN_100, data_folder, files_under, stray_temporaries
-from httpserver import start_http
+from tests.faults.faultkit import TEST_10, TRAIN_100, data_folder, files_under, stray_temporaries
+from tests.httpserver import start_http
 from flows import tasks
 from mynn import fetch as F
 from mynn import sources as S

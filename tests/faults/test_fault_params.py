@@ -34,7 +34,7 @@ def _nothing_happened(env) -> None:
 @pytest.mark.parametrize("args,option,says", [
     (["--hidden-nodes", "0"], "--hidden-nodes", "greater than or equal to 1"),
     (["--learning-rate", "-1"], "--learning-rate", "greater than 0"),
-    (["--learning-rate", "nan"], "--learning-rate", ""),
+    (["--learning-rate", "nan"], "--learning-rate", "less than or equal to 100 (got nan)"),
     (["--epochs", "0"], "--epochs", "greater than or equal to 1"),
     (["--epochs", "1001"], "--epochs", "less than or equal to 1000"),
     (["--batch-size", "0"], "--batch-size", "greater than or equal to 1"),

@@ -21,7 +21,7 @@ import time
 import pytest
 from mlflow import MlflowClient
 
-from faultkit import SHIPPED
+from tests.faults.faultkit import SHIPPED
 from mynn.config import NetworkConfig
 from mynn.arrays import load_npy
 from mynn.csvfile import read_csv

@@ -10,7 +10,7 @@ import warnings
 import pytest
 from mlflow import MlflowClient
 
-from faultkit import TEST_10, TRAIN_100, recorded_text
+from tests.faults.faultkit import TEST_10, TRAIN_100, recorded_text
 from flows import tasks
 from flows.params import TrainConfig
 from flows.train_flow import train_flow

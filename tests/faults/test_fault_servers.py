@@ -20,9 +20,9 @@ import time
 import pytest
 from mlflow import MlflowClient
 
-from faultkit import TEST_10, TRAIN_100, kill_server, recorded_text, start_mlflow_at, wait_for
-from httpserver import start_http
-from servers import BIN, QUIET_ENV, free_port, start_prefect
+from tests.faults.faultkit import TEST_10, TRAIN_100, kill_server, recorded_text, start_mlflow_at, wait_for
+from tests.httpserver import start_http
+from tests.servers import BIN, QUIET_ENV, free_port, start_prefect
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from faultkit import TEST_10, TRAIN_100, data_folder
+from tests.faults.faultkit import TEST_10, TRAIN_100, data_folder
 from flows import tasks
 from mynn.config import NetworkConfig
 from mynn.network import Network, WeightsFileError

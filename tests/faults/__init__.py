@@ -1,0 +1,1 @@
+"""The fault suite; its helpers are in ``tests.faults.faultkit``."""
