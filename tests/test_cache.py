@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fetchkit import SHIPPED, quiet_fetch, sha256
+from tests.fetchkit import quiet_fetch, sha256
 from tests.httpserver import HttpState
 from mynn.cache import forget, sha256_file
 from mynn.sources import SPLITS
