@@ -41,14 +41,14 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 
 # The project itself, installed in place (-e): mynn/paths.py anchors the shipped data at the
 # folder above the package (/app/data/mnist), which a copy in site-packages would not have.
-COPY README.md ./
+# (the license files named in pyproject.toml, data/mnist/README.md among them, must be there first)
+COPY README.md LICENSE ./
+COPY data ./data
 COPY mynn ./mynn
 COPY tracking ./tracking
 COPY flows ./flows
 RUN pip install --no-cache-dir --no-deps -c constraints.txt -e . \
  && pip check
-
-COPY data ./data
 COPY docker/healthcheck.py docker/mlflow-basic-auth.ini ./docker/
 
 # Writable places for the non-root user; named volumes mounted here start with this ownership.

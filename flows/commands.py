@@ -18,10 +18,11 @@ def user_errors() -> tuple[type[BaseException], ...]:
     """Errors about the user's input (data, sources, a run to resume): one clear line, no traceback."""
     from mynn.dataset import DataFormatError
     from mynn.sources import FetchError
+    from flows.runners import MissingExtraError
     from tracking.compare import NoRunsError
     from tracking.runs import ResumeError
 
-    return (DataFormatError, FetchError, ResumeError, NoRunsError)
+    return (DataFormatError, FetchError, ResumeError, NoRunsError, MissingExtraError)
 
 
 class _NoTracebackFor(logging.Filter):

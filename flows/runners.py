@@ -9,10 +9,19 @@ from prefect.task_runners import ProcessPoolTaskRunner
 DEFAULT_WORKERS = 2
 
 
+class MissingExtraError(RuntimeError):
+    """An option needs an optional part of mynn that is not installed; the message says how to add it."""
+
+
 def task_runner(workers: int = DEFAULT_WORKERS, dask_address: str | None = None):
-    """A process pool of ``workers`` on this machine, or the Dask cluster at ``dask_address``."""
+    """A process pool of ``workers`` on this machine, or the Dask cluster at ``dask_address``
+    (needs the ``dask`` extra: ``pip install 'mynn[dask]'``)."""
     if dask_address:
-        from prefect_dask import DaskTaskRunner
+        try:
+            from prefect_dask import DaskTaskRunner
+        except ImportError:
+            raise MissingExtraError(f"--dask-address {dask_address} needs prefect-dask, which is not installed: "
+                                    "pip install 'mynn[dask]' (or prefect-dask)") from None
 
         return DaskTaskRunner(address=dask_address)
     return ProcessPoolTaskRunner(max_workers=workers)

@@ -57,3 +57,13 @@ def test_serve_needs_a_prefect_server_and_a_valid_cron(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         main(["serve", "--retrain-cron", "every monday"])
     assert "--retrain-cron: 'every monday' is not a cron expression" in capsys.readouterr().err
+
+
+def test_dask_address_without_prefect_dask_says_how_to_add_it(monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "prefect_dask", None)  # as if the dask extra were not installed
+    assert main(["sweep", "--dask-address", "tcp://127.0.0.1:1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["mynn sweep: error: --dask-address tcp://127.0.0.1:1 needs prefect-dask, which is not "
+                   "installed: pip install 'mynn[dask]' (or prefect-dask)"]

@@ -256,6 +256,13 @@ def test_dockerfile_and_dockerignore():
     assert re.search(r"PSYCOPG2_VERSION=\d+\.\d+\.\d+", dockerfile) and "psycopg2-binary==" in dockerfile
     assert "-c constraints.txt" in dockerfile and "--no-cache-dir" in dockerfile
     assert re.search(r'^CMD \["mynn", "serve"\]', dockerfile, re.M)
+    # pip builds the project's metadata from pyproject.toml: its license files are in the image first
+    import tomllib
+
+    install = dockerfile.index("-e .")
+    copied = " ".join(m[1] for m in re.finditer(r"^COPY (.+) \S+$", dockerfile[:install], re.M)).split()
+    for name in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license-files"]:
+        assert name in copied or name.split("/")[0] in copied, f"{name} is not copied before the install"
     ignored = set((ROOT / ".dockerignore").read_text().split())
     assert {".venv", ".cache", ".runs", "mlflow.db", "mlartifacts", ".git", ".env"} <= ignored
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,6 +63,9 @@ def test_register_moves_the_alias_only_on_merit_and_the_model_loads(tracking_env
     assert v1["mynn.promotion"] == "promoted: no 'champion' yet"
     assert (v1["rule"], v1["alpha"], v1["p_value"], v1["champion_version"]) == ("mcnemar", "0.05", "none", "none")
     assert "model/MLmodel" in artifact_paths(client, good_id, "model")
+    # the model's requirements are what inference imports, not what training needs
+    reqs = Path(client.download_artifacts(good_id, "model/requirements.txt", str(tracking_env.db.parent / "req")))
+    assert sorted(line.split("==")[0] for line in reqs.read_text().split()) == ["mlflow", "numpy", "pandas", "scipy"]
 
     # a worse model: registered as version 2, the alias stays on version 1
     _, worse_id, worse, worse_ev = train_and_evaluate(tracking_env, WORSE, prepared)

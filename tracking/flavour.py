@@ -106,4 +106,6 @@ def save_model(network_path: str | Path, path: str | Path, example_pixels: np.nd
 def _requirements() -> list[str]:
     from importlib.metadata import version
 
-    return [f"{name}=={version(name)}" for name in ("numpy", "scipy", "numba", "threadpoolctl", "pandas")]
+    # what inference imports (tracking.flavour, mynn.network, mynn.encoding): not numba or
+    # threadpoolctl, which only training uses; the mynn package itself must be installed to serve
+    return [f"{name}=={version(name)}" for name in ("numpy", "scipy", "pandas")]
