@@ -21,7 +21,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, RunStatus
 
 from mynn.config import NetworkConfig
-from mynn.paths import PROJECT_ROOT
+from mynn import paths
 from mynn.prepare import PreparedData
 from tracking import store
 from tracking.owner import TAG_HOST, TAG_PID, owner_state, owner_tags
@@ -36,11 +36,18 @@ def prefect_tags(flow_run_id: str | None, flow_run_url: str | None = None) -> di
     if flow_run_id and flow_run_url:
         tags[TAG_PREFECT_FLOW_RUN_URL] = flow_run_url
     return tags
+
+
 def git_state() -> dict[str, str]:
-    """The git commit of the project and whether the work tree had uncommitted changes."""
+    """The git commit of the project's checkout and whether its work tree had uncommitted
+    changes ("unknown" for an installed package, or without git)."""
+    root = paths.checkout()
+
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
                               timeout=10, check=True).stdout.strip()
+    if root is None:
+        return {"git_commit": "unknown", "git_dirty": "unknown"}
     try:
         commit = git("rev-parse", "HEAD")
         dirty = bool(git("status", "--porcelain", "--untracked-files=no"))

@@ -18,7 +18,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from mynn.sources import redact_url
-from mynn.paths import PROJECT_ROOT
+from mynn import paths
 
 DEFAULT_EXPERIMENT = "mynn"
 
@@ -36,8 +36,8 @@ class TrackingUnavailableError(RuntimeError):
 
 
 def tracking_uri() -> str:
-    """``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<project>/mlflow.db``."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{PROJECT_ROOT / 'mlflow.db'}"
+    """``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<project>/mlflow.db`` (mynn.paths.home)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{paths.home() / 'mlflow.db'}"
 
 
 def client(uri: str) -> MlflowClient:
