@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -17,9 +18,14 @@ def test_a_wheel_installed_in_a_fresh_venv_trains_on_the_shipped_small_data(tmp_
     wheels, venv, home, elsewhere = (tmp_path / n for n in ("wheels", "venv", "home", "elsewhere"))
     home.mkdir()
     elsewhere.mkdir()
-    # the wheel, built from the repository (setuptools from the test extra: no download)
+    # the wheel, built from a copy of the repository (a build writes build/ and *.egg-info into
+    # its source folder) with setuptools from the test extra: nothing is downloaded
+    source = tmp_path / "source"
+    shutil.copytree(PROJECT_ROOT, source, ignore=shutil.ignore_patterns(
+        ".venv", ".git", ".cache", ".runs", "mlartifacts", "mlflow.db*", "build", "*.egg-info", "test-artifacts",
+        "__pycache__", ".pytest_cache"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(wheels), str(PROJECT_ROOT)], check=True, capture_output=True, text=True)
+                    str(wheels), str(source)], check=True, capture_output=True, text=True)
     wheel = next(wheels.glob("mynn-*.whl"))
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     # the dependencies are this environment's (installing them again would take minutes): its
