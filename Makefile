@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup clean
+.PHONY: run test setup clean lock
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -23,3 +23,13 @@ test: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .cache .runs mlflow.db mlartifacts
+
+# Regenerate constraints.txt: the newest versions the package index offers for everything the
+# project and its extras need, resolved in a throwaway environment. (No hashes: pip refuses
+# hash-checking for the editable install that `make setup` does.)
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade pip
+	.lock-venv/bin/python -m pip install --quiet '.[test,dask]'
+	.lock-venv/bin/python -m pip freeze --all --exclude mynn --exclude pip | LC_ALL=C sort -f > constraints.txt
+	rm -rf .lock-venv
