@@ -113,3 +113,42 @@ def test_a_checkpoint_of_another_config_is_not_resumed(tracking_env, prepared, t
     shutil.copyfile(tmp_path / "a" / "checkpoints" / "epoch-001.npz", tmp_path / "b" / "checkpoints" / "epoch-001.npz")
     with pytest.raises(ResumeError, match="not a checkpoint of this run"):
         train_and_log(prepared, other, tracking_env.uri, second, run_dir=tmp_path / "b")
+
+
+def test_a_run_stopped_between_an_epochs_files_and_its_metrics_logs_every_epoch_once(tracking_env, prepared,
+                                                                                    tmp_path, monkeypatch):
+    import tracking.training as recording
+
+    config = NetworkConfig(hidden_nodes=20, learning_rate=0.3, epochs=3)
+    client, run_id = new_run(tracking_env, config)
+    run_dir = tmp_path / "run"
+    write_stats, log_metrics = recording._write_json_atomic, recording.log_epoch_metrics
+
+    def stop_writing_stats_of_epoch_2(path, stats):
+        if stats["epoch"] == 2:
+            raise KeyboardInterrupt("stopped (SIGTERM)")
+        write_stats(path, stats)
+
+    monkeypatch.setattr(recording, "_write_json_atomic", stop_writing_stats_of_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train_and_log(prepared, config, tracking_env.uri, run_id, run_dir=run_dir)
+    # stopped before epoch 2's checkpoint: a resume trains epoch 2 again
+    assert sorted(p.name for p in (run_dir / "checkpoints").glob("*.npz")) == ["epoch-001.npz"]
+    monkeypatch.setattr(recording, "_write_json_atomic", write_stats)
+
+    def stop_logging_epoch_3(client_, run_id_, stats):
+        if stats["epoch"] == 3:
+            raise KeyboardInterrupt("stopped (SIGTERM)")
+        log_metrics(client_, run_id_, stats)
+
+    monkeypatch.setattr(recording, "log_epoch_metrics", stop_logging_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        train_and_log(prepared, config, tracking_env.uri, run_id, run_dir=run_dir)
+    assert sorted(m.step for m in client.get_metric_history(run_id, "train_mse")) == [1, 2]
+    monkeypatch.setattr(recording, "log_epoch_metrics", log_metrics)
+
+    trained = train_and_log(prepared, config, tracking_env.uri, run_id, run_dir=run_dir)
+    # epoch 3 was checkpointed but not logged: its metrics come from its stats file, once
+    assert trained.resumed_from_epoch == 3
+    assert sorted(m.step for m in client.get_metric_history(run_id, "train_mse")) == [1, 2, 3]
+    assert same_bits(Network.load(trained.weights_path), fit_in_process(config, prepared))

@@ -94,11 +94,14 @@ class RunRecorder:
 
 
 class EpochLogger:
-    """Training callback: writes a checkpoint ``epoch-NNN.npz`` (and its stats, ``.json``)
-    into ``checkpoint_dir``, then logs the epoch's metrics with ``step=epoch``.
+    """Training callback: writes the epoch's stats (``epoch-NNN.json``), then its checkpoint
+    (``epoch-NNN.npz``) into ``checkpoint_dir``, then logs the epoch's metrics with ``step=epoch``.
 
-    Checkpoint first: an epoch whose metrics are logged always has its checkpoint, so a
-    resumed run never logs an epoch twice (see :func:`log_epoch_metrics` for the other gap).
+    In that order, wherever the process is stopped: an epoch whose metrics are logged always has
+    its checkpoint, so a resumed run never logs an epoch twice; and a checkpoint always has its
+    stats file, from which a resumed run logs the metrics the stopped one did not get to
+    (:func:`log_missing_checkpoint_metrics`). A stats file without its checkpoint is an epoch
+    that is trained again.
     """
 
     def __init__(self, client: MlflowClient, run_id: str, checkpoint_dir: Path, log=None):
@@ -106,8 +109,9 @@ class EpochLogger:
         self.log = log
 
     def __call__(self, stats: EpochStats, network: Network) -> None:
-        path = network.save(self.checkpoint_dir / f"epoch-{stats.epoch:03d}.npz")
+        path = self.checkpoint_dir / f"epoch-{stats.epoch:03d}.npz"
         _write_json_atomic(path.with_suffix(".json"), stats.to_dict())
+        network.save(path)
         log_epoch_metrics(self.client, self.run_id, stats.to_dict())
         if self.log is not None:
             perf = "" if stats.performance is None else f", performance {stats.performance:.4f}"
