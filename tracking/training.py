@@ -100,8 +100,8 @@ class EpochLogger:
     In that order, wherever the process is stopped: an epoch whose metrics are logged always has
     its checkpoint, so a resumed run never logs an epoch twice; and a checkpoint always has its
     stats file, from which a resumed run logs the metrics the stopped one did not get to
-    (:func:`log_missing_checkpoint_metrics`). A stats file without its checkpoint is an epoch
-    that is trained again.
+    (:func:`log_missing_checkpoint_metrics`). A checkpoint that cannot be written takes its
+    stats file with it.
     """
 
     def __init__(self, client: MlflowClient, run_id: str, checkpoint_dir: Path, log=None):
@@ -111,7 +111,11 @@ class EpochLogger:
     def __call__(self, stats: EpochStats, network: Network) -> None:
         path = self.checkpoint_dir / f"epoch-{stats.epoch:03d}.npz"
         _write_json_atomic(path.with_suffix(".json"), stats.to_dict())
-        network.save(path)
+        try:
+            network.save(path)
+        except BaseException:  # (a full disk, a stop): no stats file is left without its checkpoint
+            path.with_suffix(".json").unlink(missing_ok=True)
+            raise
         log_epoch_metrics(self.client, self.run_id, stats.to_dict())
         if self.log is not None:
             perf = "" if stats.performance is None else f", performance {stats.performance:.4f}"
