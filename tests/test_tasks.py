@@ -26,8 +26,8 @@ from mynn.encoding import scale_inputs
 from mynn.fetch import FetchResult, UnverifiedDownloadWarning
 from mynn.sources import known_digests
 from mynn.network import Network
+from tests.trainkit import fit_in_process, same_bits
 from mynn.prepare import PreparedData, prepare
-from mynn.train import fit
 from tracking.runs import start_run
 from tracking.store import ensure_experiment
 
@@ -271,17 +271,6 @@ def prepared(tracking_env) -> PreparedData:
 def new_run(env, config: NetworkConfig, experiment: str = "tasks") -> tuple[MlflowClient, str]:
     client, experiment_id = ensure_experiment(env.uri, experiment)
     return client, start_run(client, experiment_id, config)
-
-
-def fit_in_process(config: NetworkConfig, data: PreparedData) -> Network:
-    train = load_npy(data.train.directory)
-    net, _ = fit(config, train.pixels, train.labels)
-    return net
-
-
-def same_bits(a: Network, b: Network) -> bool:
-    return (a.config == b.config and a.wih.dtype == b.wih.dtype and a.who.dtype == b.who.dtype
-            and a.wih.tobytes() == b.wih.tobytes() and a.who.tobytes() == b.who.tobytes())
 
 
 def artifact_paths(client: MlflowClient, run_id: str, path: str | None = None) -> set[str]:

@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 
 from flows.training import train_and_log
-from mynn.arrays import load_npy
 from mynn.config import NetworkConfig
 from mynn.fetch import fetch
 from mynn.network import Network
+from tests.trainkit import fit_in_process, same_bits
 from mynn.prepare import PreparedData, prepare_fetched
-from mynn.train import fit
 from tracking import store
 from tracking.runs import ResumeError, open_run
 
@@ -28,17 +27,6 @@ def prepared(tracking_env) -> PreparedData:
 def new_run(env, config: NetworkConfig):
     run_id, _, _ = open_run(env.uri, "training", config, runs_dir=env.runs)
     return store.client(env.uri), run_id
-
-
-def fit_in_process(config: NetworkConfig, data: PreparedData) -> Network:
-    train = load_npy(data.train.directory)
-    net, _ = fit(config, train.pixels, train.labels)
-    return net
-
-
-def same_bits(a: Network, b: Network) -> bool:
-    return (a.config == b.config and a.wih.dtype == b.wih.dtype and a.who.dtype == b.who.dtype
-            and a.wih.tobytes() == b.wih.tobytes() and a.who.tobytes() == b.who.tobytes())
 
 
 def artifact_paths(client, run_id: str, path: str | None = None) -> set[str]:

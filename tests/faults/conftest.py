@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.httpserver import start_http
 
 
 
@@ -18,13 +17,10 @@ def no_proxy(monkeypatch):
 
 
 @pytest.fixture
-def http_server(no_proxy):
-    """A misbehaving-on-demand HTTP server on 127.0.0.1 (httpserver.HttpState)."""
-    state, stop = start_http()
-    try:
-        yield state
-    finally:
-        stop()
+def http_server(no_proxy, server):
+    """A misbehaving-on-demand HTTP server on 127.0.0.1 (httpserver.HttpState): the shared
+    ``server`` fixture of tests/fetchkit.py, with NO_PROXY set too."""
+    return server
 
 
 @pytest.fixture
