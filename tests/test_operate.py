@@ -275,7 +275,7 @@ def test_sigterm_ends_the_run_killed_and_a_resume_continues_from_the_checkpoint(
     if stack["backend"] != "sqlite":
         pytest.skip("exercised once, on the SQLite stack")
     env = _env(stack)
-    cfg = ["--hidden-nodes", "30", "--learning-rate", "0.3", "--epochs", "60", "--source", "shipped-small",
+    cfg = ["--hidden-nodes", "30", "--learning-rate", "0.3", "--epochs", "120", "--source", "shipped-small",
            "--model-name", "resumed", "--experiment", "sigterm"]
     proc = subprocess.Popen([str(BIN / "mynn"), "train", *cfg], env=env, stdout=open(tmp_path / "train.log", "wb"),
                             stderr=subprocess.STDOUT, start_new_session=True)
@@ -289,7 +289,15 @@ def test_sigterm_ends_the_run_killed_and_a_resume_continues_from_the_checkpoint(
         time.sleep(0.3)
     assert run is not None, (tmp_path / "train.log").read_text()[-3000:]
     _wait_metric(client, run.info.run_id, "train_mse", 3)
-    os.kill(proc.pid, signal.SIGTERM)
+    # Freeze the process, check that its run is still RUNNING, then deliver SIGTERM: the signal
+    # surely arrives while the run is in progress (a short run once finished before a plain kill).
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        status = client.get_run(run.info.run_id).info.status
+        assert status == "RUNNING", f"the run ended ({status}) before it could be interrupted: make it longer"
+        os.kill(proc.pid, signal.SIGTERM)
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
     assert proc.wait(timeout=60) != 0
     killed = client.get_run(run.info.run_id)
     assert killed.info.status == "KILLED", (tmp_path / "train.log").read_text()[-3000:]
@@ -313,10 +321,10 @@ def test_sigterm_ends_the_run_killed_and_a_resume_continues_from_the_checkpoint(
     from mynn.paths import data_dir
 
     tr = read_csv(data_dir() / "mnist_train_100.csv")
-    ref, _ = fit(NetworkConfig(hidden_nodes=30, learning_rate=0.3, epochs=60), tr.pixels, tr.labels)
+    ref, _ = fit(NetworkConfig(hidden_nodes=30, learning_rate=0.3, epochs=120), tr.pixels, tr.labels)
     got = Network.load(client.download_artifacts(run.info.run_id, "weights.npz", str(tmp_path)))
     assert np.array_equal(got.wih, ref.wih) and np.array_equal(got.who, ref.who)
-    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "train_mse")) == list(range(1, 61))
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "train_mse")) == list(range(1, 121))
 
 
 def test_tracking_server_down_fails_fast_naming_it(stack, tmp_path):
