@@ -4,11 +4,11 @@
     mynn sweep --hidden-nodes 50 100 --learning-rate 0.1 0.3 --seed 0 1 2 [--workers 2]
     mynn reproduce [--seeds 5] [--quick] [--workers 2 | --dask-address tcp://HOST:PORT]
     mynn compare --experiment mynn-sweeps --metric performance --param learning_rate --out plot.png
-    mynn reconcile | serve | serve-model
+    mynn reconcile | serve | serve-model | server start|stop|status
 
-Without ``PREFECT_API_URL`` each command starts a temporary local Prefect server for itself
-(:mod:`flows.local_server`: a generous start-up limit, stopped with the command even after
-``kill -9``); without ``MLFLOW_TRACKING_URI`` runs go to ``sqlite:///<project>/mlflow.db``.
+Without ``PREFECT_API_URL`` the commands share a Prefect server started once in the background
+(:mod:`flows.local_server`; ``mynn server stop`` stops it; ``MYNN_PREFECT_SERVER=temporary``:
+a temporary server per command instead); without ``MLFLOW_TRACKING_URI`` runs go to ``sqlite:///<project>/mlflow.db``.
 This module builds the parser; :mod:`flows.commands` runs what it parsed.
 """
 from __future__ import annotations
@@ -121,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "models:/mynn@champion)"),
              ("--host", "127.0.0.1", "address to listen on (default: 127.0.0.1)"),
              ("--port", 5001, "port (default: 5001)", {"type": int}))
+
+    ps = sub.add_parser("server", help="this home's background Prefect server: start, stop or status",
+                        description="Without PREFECT_API_URL, mynn commands use a Prefect server started once in "
+                                    "the background (port 4200 if free) on the database in PREFECT_HOME, with its "
+                                    "UI; it runs until stopped (also: prefect server stop).")
+    ps.add_argument("action", choices=("start", "stop", "status"))
 
     rec = sub.add_parser("reconcile", help="close MLflow runs left RUNNING by crashed or cancelled flow runs",
                          description="Find MLflow runs still RUNNING whose Prefect flow run ended badly "

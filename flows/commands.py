@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import os
 
 from pydantic import BaseModel, ValidationError
 
@@ -77,10 +76,27 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 
 
 def _in_prefect(flow, **parameters):
-    from flows.local_server import temporary_prefect_server
+    from flows.local_server import prefect_api
 
-    with temporary_prefect_server():
+    with prefect_api():
         return flow(**parameters)
+
+
+def _server(action: str) -> None:
+    """``mynn server start|stop|status``: this home's background Prefect server."""
+    from flows import background_server as bg
+    from flows.local_server import STARTUP_TIMEOUT_SECONDS
+
+    if action == "start":
+        server, started = bg.ensure(STARTUP_TIMEOUT_SECONDS)
+        print(f"{'started' if started else 'already running'}: UI {server.url}, API {server.api_url} (pid {server.pid})")
+    elif action == "stop":
+        server = bg.stop()
+        print(f"stopped the Prefect server at {server.url} (pid {server.pid})" if server else "no server was running")
+    else:
+        server = bg.find()
+        print(f"running: UI {server.url}, API {server.api_url} (pid {server.pid}, home {server.home})" if server
+              else f"not running (home {bg.prefect_home()})")
 
 
 def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
@@ -131,15 +147,17 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     elif cmd == "serve":
         from flows.ops import DEFAULT_RETRAIN_CRON, check_cron, serve
 
-        if not os.environ.get("PREFECT_API_URL"):
-            parser.error("serve: set PREFECT_API_URL to a running Prefect server (e.g. http://127.0.0.1:4200/api); "
-                         "start one with: prefect server start --host 127.0.0.1")
         cron = None if args.no_schedule else (args.retrain_cron or DEFAULT_RETRAIN_CRON)
         try:
             check_cron(cron)
         except ValueError as exc:
             parser.error(f"--retrain-cron: {exc}")
-        serve(cron, args.source, args.workers, args.limit)
+        from flows.local_server import prefect_api
+
+        with prefect_api():
+            serve(cron, args.source, args.workers, args.limit)
+    elif cmd == "server":
+        _server(args.action)
     elif cmd == "serve-model":
         from tracking import serving
 

@@ -1,6 +1,15 @@
-"""A temporary Prefect server for one ``mynn`` command, tied to that command's life.
+"""Where a ``mynn`` command finds Prefect's API when ``PREFECT_API_URL`` is not set.
 
-Without ``PREFECT_API_URL`` Prefect starts a temporary server itself, which (1) gives up after
+By default (``MYNN_PREFECT_SERVER=background``) the first command starts Prefect's server in the
+background on ``127.0.0.1:4200`` (another free port if 4200 is taken), with its UI, on the
+database in ``PREFECT_HOME``, and later commands reuse it: no server start and stop per command,
+and the UI stays up to browse the runs. ``mynn server stop`` (or ``prefect server stop``: the
+same pid file) stops it. A recorded server is trusted only after checking what answers there:
+the recorded process is alive and is a Prefect server, its API is healthy, runs this Prefect
+version and serves this ``PREFECT_HOME``'s database; anything else is started afresh.
+
+With ``MYNN_PREFECT_SERVER=temporary`` each command starts a temporary server for itself instead.
+Prefect's own temporary server (1) gives up after
 ``PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS`` (20 s), about what its first start in an
 empty home takes on 2 cores, and (2) stays running, re-parented to PID 1, when the command is
 killed with SIGKILL. :func:`temporary_prefect_server` starts the same server (Prefect's own
@@ -20,6 +29,39 @@ from typing import Iterator
 
 #: A slow first start (database creation on an empty home) must not fail; a hung one ends.
 STARTUP_TIMEOUT_SECONDS = 600
+
+
+#: ``MYNN_PREFECT_SERVER``: "background" (default) or "temporary".
+MODES = ("background", "temporary")
+
+
+@contextmanager
+def prefect_api(timeout: int = STARTUP_TIMEOUT_SECONDS) -> Iterator[str | None]:
+    """Within the block, Prefect's API is ``PREFECT_API_URL`` if set (None is yielded), else this
+    home's background server (started if needed) or, with ``MYNN_PREFECT_SERVER=temporary``, a
+    temporary one; the API URL is yielded."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows import background_server
+
+    if os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value():
+        yield None
+        return
+    mode = os.environ.get("MYNN_PREFECT_SERVER", "background") or "background"
+    if mode not in MODES:
+        raise ValueError(f"MYNN_PREFECT_SERVER must be one of {', '.join(MODES)} (got {mode!r})")
+    if mode == "temporary":
+        with temporary_prefect_server(timeout) as url:
+            yield url
+        return
+    server, started = background_server.ensure(timeout)
+    print(f"Prefect server {'started' if started else 'reused'} in the background: UI {server.url} "
+          f"(stop it with: mynn server stop)", file=sys.stderr, flush=True)
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        try:
+            yield server.api_url
+        finally:
+            _drain_prefect_workers()
 
 
 @contextmanager

@@ -1,10 +1,11 @@
 """Reliability round two, cases 1, 2 and 9: a run's life when its process is killed, when two
 processes want it, and when its checkpoints are gone. Everything goes through the ``mynn``
-command against a real SQLite store; Prefect is either the command's own temporary server
-(the default set-up: no PREFECT_API_URL, an empty home) or a real server (the session's).
+command against a real SQLite store; Prefect is either the default set-up (no PREFECT_API_URL,
+an empty home: a background server, or a temporary one per command) or a real server (the session's).
 
 1. ``kill -9`` mid-run, then ``mynn reconcile``: the run is closed FAILED, its flow run is
-   marked CRASHED, and the temporary Prefect server the command had started does not outlive it.
+   marked CRASHED; a temporary Prefect server (``MYNN_PREFECT_SERVER=temporary``) does not
+   outlive the command; the default background server does, and reconcile reuses it.
 2. ``--resume`` of a run that a live process is still training is refused; that process
    finishes alone (one metric point per epoch, one model version).
 9. ``--resume`` where the run's checkpoints are not (another ``MYNN_RUNS_DIR``) is refused
@@ -13,6 +14,7 @@ command against a real SQLite store; Prefect is either the command's own tempora
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -78,36 +80,59 @@ def _flow_run_state(prefect_home: Path, flow_run_id: str) -> str:
     return row[0]
 
 
-def test_kill_9_in_the_default_set_up_then_reconcile_closes_the_run_and_its_flow_run(tmp_path):
-    """No PREFECT_API_URL and an empty home, as a newcomer runs it (case 1)."""
-    env = _env(tmp_path, HOME=str(tmp_path / "home"))
+def _server_of(ps, home: Path, mode: str):
+    """The Prefect server serving this command: its child (temporary) or the background one."""
+    if mode == "temporary":
+        return [c for c in ps.children(recursive=True)
+                if "prefect.server.api.server:create_app" in " ".join(c.cmdline())]
+    state = home / ".prefect" / "mynn-server.json"
+    return [psutil.Process(json.loads(state.read_text())["pid"])] if state.exists() else []
+
+
+@pytest.mark.parametrize("mode", ["background", "temporary"])
+def test_kill_9_in_the_default_set_up_then_reconcile_closes_the_run_and_its_flow_run(tmp_path, mode):
+    """No PREFECT_API_URL and an empty home, as a newcomer runs it (case 1), with the default
+    background server (it outlives the command, by design, and reconcile reuses it) and with a
+    temporary server per command (it does not outlive the command)."""
+    home = tmp_path / "home"
+    env = _env(tmp_path, HOME=str(home), MYNN_PREFECT_SERVER=mode)
     log = tmp_path / "train.log"
     proc = _start(["train", "--epochs", "5", "--hidden-nodes", "50"], env, log)  # the main job, smaller
     try:
         ps = psutil.Process(proc.pid)
-        server = _wait(lambda: [c for c in ps.children(recursive=True)
-                                if "prefect.server.api.server:create_app" in " ".join(c.cmdline())],
-                       300, "no temporary Prefect server", log)[0]
+        server = _wait(lambda: _server_of(ps, home, mode), 300, "no Prefect server", log)[0]
         _wait(lambda: _checkpoint(tmp_path / "runs", 2), 300, "no epoch 2", log)
         os.kill(proc.pid, signal.SIGKILL)
         assert proc.wait(timeout=30) == -signal.SIGKILL
-        # the temporary server does not outlive its command
-        _wait(lambda: not server.is_running() or server.status() == psutil.STATUS_ZOMBIE, 15,
-              "the temporary Prefect server outlived its command")
+        if mode == "temporary":  # the temporary server does not outlive its command
+            _wait(lambda: not server.is_running() or server.status() == psutil.STATUS_ZOMBIE, 15,
+                  "the temporary Prefect server outlived its command")
+        else:
+            assert server.is_running()
     finally:
         if proc.poll() is None:
             proc.kill()
-    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
-    run = _only_run(client, "mynn")
-    assert run.info.status == "RUNNING"  # nobody could close it
+    try:
+        client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+        run = _only_run(client, "mynn")
+        assert run.info.status == "RUNNING"  # nobody could close it
 
-    out = _mynn(["reconcile"], env)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "1 run(s) closed" in out.stdout and run.info.run_id in out.stdout, out.stdout
-    closed = client.get_run(run.info.run_id)
-    assert closed.info.status == "FAILED"
-    assert f"its process {proc.pid} on " in closed.data.tags["mynn.reconciled"]
-    assert _flow_run_state(tmp_path / "home" / ".prefect", closed.data.tags["prefect.flow_run_id"]) == "CRASHED"
+        out = _mynn(["reconcile"], env)
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert "1 run(s) closed" in out.stdout and run.info.run_id in out.stdout, out.stdout
+        if mode == "background":
+            assert "Prefect server reused in the background" in out.stderr, out.stderr[-3000:]
+        closed = client.get_run(run.info.run_id)
+        assert closed.info.status == "FAILED"
+        assert f"its process {proc.pid} on " in closed.data.tags["mynn.reconciled"]
+        assert _flow_run_state(home / ".prefect", closed.data.tags["prefect.flow_run_id"]) == "CRASHED"
+    finally:
+        stopped = _mynn(["server", "stop"], env)
+    if mode == "background":
+        assert f"(pid {server.pid})" in stopped.stdout, stopped.stdout + stopped.stderr
+        _wait(lambda: not server.is_running() or server.status() == psutil.STATUS_ZOMBIE, 15,
+              "mynn server stop left the server running")
+        assert not (home / ".prefect" / "server.pid").exists()
 
 
 @pytest.mark.usefixtures("prefect_harness")
