@@ -13,6 +13,31 @@ from mynn import promotion
 from mynn.config import NetworkConfig
 
 
+#: The modules each command imports anyway, loaded up front by :func:`preload`.
+COMMAND_MODULES = {
+    "train": ("flows.train_flow",),
+    "sweep": ("flows.sweep_flow", "flows.runners"),
+    "reproduce": ("flows.reproduce", "flows.sweep_flow", "flows.runners"),
+    "reconcile": ("flows.ops",),
+    "serve": ("flows.ops",),
+}
+
+
+def preload(command: str) -> None:
+    """Import what ``command`` needs (and MLflow's database store when the tracking URI is a
+    database), so :func:`flows.cli.main` can load it all in one go."""
+    import importlib
+
+    if command not in COMMAND_MODULES:
+        return
+    for name in COMMAND_MODULES[command]:
+        importlib.import_module(name)
+    from tracking.store import tracking_uri
+
+    if tracking_uri().split(":", 1)[0].split("+")[0] in ("sqlite", "postgresql", "mysql", "mssql"):
+        importlib.import_module("mlflow.store.tracking.sqlalchemy_store")
+
+
 def user_errors() -> tuple[type[BaseException], ...]:
     """Errors about the user's input (data, sources, a run to resume): one clear line, no traceback."""
     from mynn.dataset import DataFormatError

@@ -84,7 +84,9 @@ def log_data(data: PreparedData, tracking_uri: str, run_id: str) -> None:
 def train(data: PreparedData, config: NetworkConfig, tracking_uri: str, run_id: str,
           run_dir: str | None = None) -> Trained:
     """Train ``config`` on ``data`` in the run, a checkpoint and metrics per epoch; resumes an
-    interrupted run from its last checkpoint (flows.training.train_and_log)."""
+    interrupted run from its last checkpoint (flows.training.train_and_log). What evaluation
+    and registration import loads meanwhile, on the other core (tracking.evaluation.prefetch)."""
+    evaluation.prefetch()
     return training.train_and_log(data, config, tracking_uri, run_id, run_dir, log=_logger().info)
 
 

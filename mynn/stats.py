@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats
+from fractions import Fraction
+from math import comb
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,21 @@ def mcnemar(new_correct: np.ndarray, old_correct: np.ndarray) -> McNemar:
     n = b + c
     if n == 0:
         return McNemar(b, c, 0, 1.0, 1.0)
-    mid = float(stats.binom.sf(b, n, 0.5) + 0.5 * stats.binom.pmf(b, n, 0.5))
-    exact = float(stats.binomtest(b, n, 0.5, alternative="greater").pvalue)
-    return McNemar(b, c, n, min(max(mid, 0.0), 1.0), min(max(exact, 0.0), 1.0))
+    above, at = _upper_tail(b, n)
+    mid = float(Fraction(2 * above + at, 2 ** (n + 1)))  # (P(X > b) + P(X = b) / 2), exact then rounded once
+    exact = float(Fraction(above + at, 2 ** n))  # P(X >= b)
+    return McNemar(b, c, n, mid, exact)
+
+
+def _upper_tail(b: int, n: int) -> tuple[int, int]:
+    """``(sum of C(n, k) for k > b, C(n, b))``: Binomial(n, 1/2) probabilities times 2**n, as
+    exact integers (no scipy.stats: its import alone costs the command most of a second)."""
+    at = comb(n, b)
+    above, term = 0, at
+    for k in range(b, n):
+        term = term * (n - k) // (k + 1)  # C(n, k + 1)
+        above += term
+    return above, at
 
 
 @dataclass(frozen=True)

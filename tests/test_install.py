@@ -44,8 +44,13 @@ def test_a_wheel_installed_in_a_fresh_venv_trains_on_the_shipped_small_data(tmp_
                            cwd=elsewhere, env=env, check=True, capture_output=True, text=True).stdout.split()
     assert where[0].startswith(str(venv)) and where[1] == "None" and where[2].startswith(str(venv))
 
-    done = subprocess.run([venv / "bin" / "mynn", "train", "--source", "shipped-small", "--hidden-nodes", "10",
-                           "--epochs", "1"], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=600)
+    try:
+        done = subprocess.run([venv / "bin" / "mynn", "train", "--source", "shipped-small", "--hidden-nodes", "10",
+                               "--epochs", "1"], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=600)
+    finally:  # the background Prefect server it started (in this empty home)
+        stop = subprocess.run([venv / "bin" / "mynn", "server", "stop"], cwd=elsewhere, env=env,
+                              capture_output=True, text=True, timeout=120)
+    assert stop.stdout.startswith("stopped the Prefect server"), stop.stdout + stop.stderr[-3000:]
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout[done.stdout.index("{"):])
     assert summary["model_version"] == "1" and 0.0 <= summary["performance"] <= 1.0

@@ -126,10 +126,19 @@ def test_plot_misclassified_grid(tmp_path):
     labels = np.arange(n) % 10
     predicted = labels.copy()
     predicted[::2] = (predicted[::2] + 1) % 10  # 30 wrong
-    fig = plots.plot_misclassified(fake_pixels(n), labels, predicted)
-    images = [ax for ax in fig.axes if ax.images]
-    assert len(images) == 25
-    assert images[0].get_title() == f"pred {predicted[0]} / true {labels[0]}"
+    pixels = fake_pixels(n)
+    fig = plots.plot_misclassified(pixels, labels, predicted)
+    (ax,) = [ax for ax in fig.axes if ax.images]  # one mosaic of the first 25 wrong records, 5x5
+    wrong = np.flatnonzero(labels != predicted)[:25]
+    captions = [t.get_text() for t in ax.texts]
+    assert captions[0::2] == [f"pred {predicted[i]} / true {labels[i]}" for i in wrong]
+    assert captions[1::2] == [f"#{i}" for i in wrong]
+    mosaic = np.asarray(ax.images[0].get_array())
+    side, gap = 28, 12
+    for n_, i in enumerate(wrong):  # each digit where its caption is, pixel for pixel
+        r, c = divmod(n_, 5)
+        top, left = gap + r * (side + gap), c * (side + gap) + gap // 2
+        assert np.array_equal(mosaic[top:top + side, left:left + side], pixels[i].reshape(side, side))
     assert_png(fig, tmp_path)
 
 
@@ -137,7 +146,7 @@ def test_plot_misclassified_few_and_none(tmp_path):
     labels = np.array([1, 2, 3, 4])
     predicted = np.array([1, 7, 3, 4])
     fig = plots.plot_misclassified(fake_pixels(4), labels, predicted)
-    assert [ax.get_title() for ax in fig.axes if ax.images] == ["pred 7 / true 2"]
+    assert [t.get_text() for ax in fig.axes if ax.images for t in ax.texts] == ["pred 7 / true 2", "#1"]
     assert_png(fig, tmp_path, "few.png")
 
     fig = plots.plot_misclassified(fake_pixels(4), labels, labels)

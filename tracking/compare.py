@@ -3,14 +3,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from matplotlib.figure import Figure
 from mlflow import MlflowClient
 
 from mynn.stats import spread
 from mynn.tables import markdown_table
 from mynn.sources import redact_url
-from tracking import plots, store
+from tracking import store
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 class NoRunsError(LookupError):
@@ -39,6 +42,8 @@ class Comparison:
 
     def figure(self, title: str | None = None, book: dict[str, dict[float, float]] | None = None,
                log_x: bool = False) -> Figure:
+        from tracking import plots  # matplotlib, only when a figure is asked for
+
         return plots.plot_series(self.series, book, xlabel=self.param, ylabel=self.metric,
                                  title=title or f"{self.metric} vs {self.param}", log_x=log_x)
 
