@@ -14,6 +14,7 @@ This module builds the parser; :mod:`flows.commands` runs what it parsed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import gc
 import os
@@ -141,24 +142,34 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault(key, value)
     parser = build_parser()
     args = parser.parse_args(argv)
-    # The command's modules (Prefect, MLflow, ...) allocate millions of objects that live until
-    # exit: no collections while they load (about 1 s of 7), then freeze them out of later ones.
-    gc.disable()
-    try:
-        from flows import commands
+    from flows import commands, local_server
 
-        commands.preload(args.command)
-    finally:
-        gc.freeze()
-        gc.enable()
     try:
-        return commands.run(parser, args)
+        commands.check(parser, args)  # bad input ends here, before any server starts
     except commands.user_errors() as exc:
         print(f"mynn {args.command}: error: {exc}", file=sys.stderr)
         return 1
-    finally:
-        sys.stdout.flush()
-        gc.freeze()  # nothing left to collect at exit: finalizing skips walking the heap (about 1.5 s)
+    uses_prefect = args.command in commands.PREFECT_COMMANDS
+    with local_server.prefect_api() if uses_prefect else contextlib.nullcontext() as api:
+        # The server starts (if it must) while the command's modules load. Those allocate
+        # millions of objects that live until exit: no collections while they load (about
+        # 1 s of 7), then they are frozen out of later ones.
+        gc.disable()
+        try:
+            commands.preload(args.command)
+        finally:
+            gc.freeze()
+            gc.enable()
+        try:
+            if api is not None:
+                api.wait()
+            return commands.run(parser, args)
+        except commands.user_errors() as exc:
+            print(f"mynn {args.command}: error: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            sys.stdout.flush()
+            gc.freeze()  # nothing left to collect at exit: finalizing skips walking the heap (about 1.5 s)
 
 
 if __name__ == "__main__":

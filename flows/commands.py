@@ -1,5 +1,5 @@
 """What each ``mynn`` command does once :mod:`flows.cli` has parsed it: check the input, then
-run the flow (in a temporary Prefect server unless ``PREFECT_API_URL`` is set) and print."""
+run the flow (on the background Prefect server unless ``PREFECT_API_URL`` is set: flows.local_server) and print."""
 from __future__ import annotations
 
 import argparse
@@ -14,6 +14,8 @@ from mynn.config import NetworkConfig
 
 
 #: The modules each command imports anyway, loaded up front by :func:`preload`.
+#: Commands that talk to Prefect (flows.cli gives them a Prefect API before Prefect loads).
+PREFECT_COMMANDS = ("train", "sweep", "reproduce", "reconcile", "serve")
 COMMAND_MODULES = {
     "train": ("flows.train_flow",),
     "sweep": ("flows.sweep_flow", "flows.runners"),
@@ -82,8 +84,25 @@ def _validated(parser: argparse.ArgumentParser, model: type[BaseModel], args: ar
                                f"(got {e.get('input')!r})" for e in exc.errors()))
 
 
-def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Refuse names MLflow would refuse (or misread) later, and out-of-range numbers, up front."""
+def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse names MLflow would refuse (or misread) later, out-of-range numbers and bad cron
+    expressions up front, before any server starts; the validated config goes to ``args.config``."""
+    if args.command in ("train", "sweep"):
+        from flows.params import SweepGrid, TrainConfig
+
+        args.config = _validated(parser, TrainConfig if args.command == "train" else SweepGrid, args)
+    if args.command in ("sweep", "reproduce"):
+        from flows.runners import task_runner
+
+        args.runner = task_runner(args.workers, args.dask_address)  # MissingExtraError without prefect-dask
+    if args.command == "serve":
+        from flows.ops import DEFAULT_RETRAIN_CRON, check_cron
+
+        args.cron = None if args.no_schedule else (args.retrain_cron or DEFAULT_RETRAIN_CRON)
+        try:
+            check_cron(args.cron)
+        except ValueError as exc:
+            parser.error(f"--retrain-cron: {exc}")
     from tracking.names import check_alias, check_experiment_name, check_model_name
 
     checks = {"model_name": check_model_name, "alias": check_alias, "experiment": check_experiment_name,
@@ -101,10 +120,13 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 
 
 def _in_prefect(flow, **parameters):
-    from flows.local_server import prefect_api
+    """Run the flow, then hand Prefect's pending logs and events to the server while it is up."""
+    from flows.local_server import _drain_prefect_workers
 
-    with prefect_api():
+    try:
         return flow(**parameters)
+    finally:
+        _drain_prefect_workers()
 
 
 def _server(action: str) -> None:
@@ -127,25 +149,21 @@ def _server(action: str) -> None:
 def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command in ("train", "sweep", "reproduce"):
         _quiet_user_error_tracebacks()
-    _check(parser, args)
     cmd = args.command
     if cmd == "train":
-        from flows.params import TrainConfig
         from flows.train_flow import train_flow
 
-        summary = _in_prefect(train_flow, config=_validated(parser, TrainConfig, args), source=args.source,
+        summary = _in_prefect(train_flow, config=args.config, source=args.source,
                               model_name=args.model_name, experiment=args.experiment, alias=args.alias,
                               promotion=args.promotion, alpha=args.alpha, resume=args.resume)
         print(json.dumps(summary, indent=2))
     elif cmd in ("sweep", "reproduce"):
-        from flows.params import SweepGrid
         from flows.reproduce import reproduce_flow
-        from flows.runners import task_runner
         from flows.sweep_flow import sweep_flow
 
-        runner = task_runner(args.workers, args.dask_address)
+        runner = args.runner
         if cmd == "sweep":
-            summary = _in_prefect(sweep_flow.with_options(task_runner=runner), grid=_validated(parser, SweepGrid, args),
+            summary = _in_prefect(sweep_flow.with_options(task_runner=runner), grid=args.config,
                                   source=args.source, train_records=args.train_records,
                                   test_records=args.test_records, experiment=args.experiment, name=args.name)
         else:
@@ -170,17 +188,9 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             print(f"{'would close' if args.dry_run else 'closed'} {c.run_id} ({c.run_name}) as {c.status}: {c.reason}")
         print(f"{len(closed)} run(s) {'to close' if args.dry_run else 'closed'}")
     elif cmd == "serve":
-        from flows.ops import DEFAULT_RETRAIN_CRON, check_cron, serve
+        from flows.ops import serve
 
-        cron = None if args.no_schedule else (args.retrain_cron or DEFAULT_RETRAIN_CRON)
-        try:
-            check_cron(cron)
-        except ValueError as exc:
-            parser.error(f"--retrain-cron: {exc}")
-        from flows.local_server import prefect_api
-
-        with prefect_api():
-            serve(cron, args.source, args.workers, args.limit)
+        serve(args.cron, args.source, args.workers, args.limit)
     elif cmd == "server":
         _server(args.action)
     elif cmd == "serve-model":

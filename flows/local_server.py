@@ -8,14 +8,11 @@ same pid file) stops it. A recorded server is trusted only after checking what a
 the recorded process is alive and is a Prefect server, its API is healthy, runs this Prefect
 version and serves this ``PREFECT_HOME``'s database; anything else is started afresh.
 
-With ``MYNN_PREFECT_SERVER=temporary`` each command starts a temporary server for itself instead.
-Prefect's own temporary server (1) gives up after
-``PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS`` (20 s), about what its first start in an
-empty home takes on 2 cores, and (2) stays running, re-parented to PID 1, when the command is
-killed with SIGKILL. :func:`temporary_prefect_server` starts the same server (Prefect's own
-``SubprocessASGIServer``, on the same database in ``PREFECT_HOME``) with a start-up limit that
-only bounds a hung start, points the command's Prefect settings at it, and starts a watchdog
-process that stops the server as soon as the command is gone, however it ended.
+With ``MYNN_PREFECT_SERVER=temporary`` each command starts a server of its own instead (no UI,
+a free port), with a start-up limit that only bounds a hung start (Prefect's own temporary
+server gives up after 20 s, about what its first start in an empty home takes on 2 cores) and
+a watchdog process that stops it as soon as the command is gone, however it ended (Prefect's
+own stays running, re-parented to PID 1, after SIGKILL).
 """
 from __future__ import annotations
 
@@ -24,8 +21,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
+
+from flows import background_server
 
 #: A slow first start (database creation on an empty home) must not fail; a hung one ends.
 STARTUP_TIMEOUT_SECONDS = 600
@@ -35,61 +34,75 @@ STARTUP_TIMEOUT_SECONDS = 600
 MODES = ("background", "temporary")
 
 
+class PrefectApi:
+    """Where a command's Prefect API is; :meth:`wait` before the first flow runs."""
+
+    def __init__(self, url: str | None, starting: background_server.Starting | None = None,
+                 temporary: subprocess.Popen | None = None) -> None:
+        self.url = url  # the API URL, None when PREFECT_API_URL (environment or profile) decides
+        self.starting = starting
+        self.temporary = temporary
+
+    def wait(self, timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:
+        if self.starting is not None:
+            server, started = self.starting.wait(timeout)
+            self.starting = None
+            print(f"Prefect server {'started' if started else 'reused'} in the background: UI {server.url} "
+                  f"(stop it with: mynn server stop)", file=sys.stderr, flush=True)
+        elif self.temporary is not None and not background_server._wait_healthy(
+                self.temporary, self.url.removesuffix("/api"), timeout):
+            raise background_server.ServerStartError(f"the temporary Prefect server did not start at {self.url}")
+
+
 @contextmanager
-def prefect_api(timeout: int = STARTUP_TIMEOUT_SECONDS) -> Iterator[str | None]:
-    """Within the block, Prefect's API is ``PREFECT_API_URL`` if set (None is yielded), else this
-    home's background server (started if needed) or, with ``MYNN_PREFECT_SERVER=temporary``, a
-    temporary one; the API URL is yielded."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    from flows import background_server
-
-    if os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value():
-        yield None
+def prefect_api(mode: str | None = None) -> Iterator[PrefectApi]:
+    """Within the block, ``PREFECT_API_URL`` is in this process's environment: the configured
+    one (environment or active profile: nothing is started), else this home's background server
+    (launched if needed, ``MYNN_PREFECT_SERVER=background``, the default) or a temporary server
+    of this command's own (``temporary``: stopped with it, a watchdog stops it even after
+    ``kill -9``). The environment, not only Prefect's settings context: Prefect's own threads (a
+    process pool's forwarder of its workers' logs and events) do not see the settings context,
+    and without the URL they started a temporary server and sent the workers' logs to it.""" 
+    if background_server.configured_api_url():
+        yield PrefectApi(None)
         return
-    mode = os.environ.get("MYNN_PREFECT_SERVER", "background") or "background"
+    mode = mode or os.environ.get("MYNN_PREFECT_SERVER") or "background"
     if mode not in MODES:
         raise ValueError(f"MYNN_PREFECT_SERVER must be one of {', '.join(MODES)} (got {mode!r})")
-    if mode == "temporary":
-        with temporary_prefect_server(timeout) as url:
-            yield url
-        return
-    server, started = background_server.ensure(timeout)
-    print(f"Prefect server {'started' if started else 'reused'} in the background: UI {server.url} "
-          f"(stop it with: mynn server stop)", file=sys.stderr, flush=True)
-    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-        try:
-            yield server.api_url
-        finally:
-            _drain_prefect_workers()
-
-
-@contextmanager
-def temporary_prefect_server(timeout: int = STARTUP_TIMEOUT_SECONDS) -> Iterator[str | None]:
-    """Within the block, Prefect's API is a temporary local server (its URL is yielded); with
-    ``PREFECT_API_URL`` set already, nothing is started and None is yielded."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    if os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value():
-        yield None
-        return
-    from prefect.server.api.server import SubprocessASGIServer
-
-    server = SubprocessASGIServer()
-    server.start(timeout=timeout)
-    watchdog = subprocess.Popen([sys.executable, "-m", "flows.local_server", str(os.getpid()),
-                                 str(server.server_process.pid)], stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+    watchdog = None
+    if mode == "background":
+        starting = background_server.begin()
+        api = PrefectApi(starting.server.api_url, starting=starting)
+    else:
+        proc, url = background_server.start_temporary()
+        watchdog = subprocess.Popen([sys.executable, "-m", "flows.local_server", str(os.getpid()), str(proc.pid)],
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        api = PrefectApi(f"{url}/api", temporary=proc)
+    os.environ["PREFECT_API_URL"] = api.url
+    _refresh_prefect_settings()
     try:
-        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-            try:
-                yield server.api_url
-            finally:
-                _drain_prefect_workers()
+        yield api
     finally:
-        server.stop()
-        watchdog.terminate()
-        watchdog.wait(timeout=10)
+        os.environ.pop("PREFECT_API_URL", None)
+        _refresh_prefect_settings()
+        if api.starting is not None:
+            api.starting.release()
+        if "prefect" in sys.modules:
+            _drain_prefect_workers()
+        if api.temporary is not None:
+            background_server._stop_pid(api.temporary.pid, wait=5)
+            api.temporary.wait()
+            watchdog.terminate()
+            watchdog.wait(timeout=10)
+
+
+def _refresh_prefect_settings() -> None:
+    """If Prefect is loaded already, make its global settings read the environment again
+    (Prefect's own mechanism for environment changes after import)."""
+    if "prefect.context" in sys.modules:
+        from prefect.context import refresh_global_settings_context
+
+        refresh_global_settings_context()
 
 
 def _drain_prefect_workers(timeout: float = 10) -> None:
