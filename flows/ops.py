@@ -102,9 +102,14 @@ def check_cron(cron: str | None) -> None:
             raise ValueError(f"{cron!r} is not a cron expression ({exc.errors()[0]['msg']})") from None
 
 
+#: How often ``mynn serve`` asks the server for runs to start (Prefect's default is 10 s: a run
+#: submitted from the UI waited up to that long before anything happened).
+POLL_SECONDS = 1
+
+
 def serve(retrain_cron: str | None = DEFAULT_RETRAIN_CRON, source: str = "shipped", workers: int = 2,
           limit: int | None = None) -> None:
     """Serve the deployments until interrupted (Ctrl-C or SIGTERM)."""
     from prefect import serve as prefect_serve
 
-    prefect_serve(*deployments(retrain_cron, source, workers), limit=limit)
+    prefect_serve(*deployments(retrain_cron, source, workers), limit=limit, query_seconds=POLL_SECONDS)
