@@ -25,7 +25,17 @@ Alias = Annotated[str, Field(min_length=1, max_length=100, pattern=ALIAS_PATTERN
 ExperimentName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(check_experiment_name)]
 Promotion = Literal[promotion.RULES]  # type: ignore[valid-type]
 Alpha = Annotated[float, Field(gt=promotion.ALPHA_GT, lt=promotion.ALPHA_LT,
-                               description="Significance level of the mcnemar rule")]
+                               description=f"Significance level of the mcnemar rule (more than "
+                                           f"{promotion.ALPHA_GT:g}, less than {promotion.ALPHA_LT:g})")]
+
+
+def bounds_text(bounds: dict[str, float]) -> str:
+    """The bounds as words for a form field's description, e.g. "more than 0, at most 100"."""
+    words = {"gt": "more than", "ge": "at least", "lt": "less than", "le": "at most"}
+    def number(v: float) -> str:
+        return f"{v:,}" if isinstance(v, int) else f"{v:g}"
+
+    return ", ".join(f"{words[k]} {number(bounds[k])}" for k in ("gt", "ge", "lt", "le") if k in bounds)
 
 
 def _fields(many: bool) -> dict[str, tuple[object, object]]:
@@ -35,12 +45,13 @@ def _fields(many: bool) -> dict[str, tuple[object, object]]:
     for f in dataclasses.fields(NetworkConfig):
         bounds = {k: v for k, v in f.metadata.items() if k in ("ge", "gt", "le", "lt")}
         title = f.name.replace("_", " ").capitalize()
+        doc = f.metadata["doc"] + (f" ({bounds_text(bounds)})" if bounds else "")
         if many:
             item = Annotated[hints[f.name], Field(**bounds)] if bounds else hints[f.name]
             fields[f.name] = (list[item], Field(default=[f.default], min_length=1, max_length=100, title=title,
-                                                description=f"Values to try. {f.metadata['doc']}"))
+                                                description=f"Values to try. {doc}"))
         else:
-            fields[f.name] = (hints[f.name], Field(default=f.default, title=title, description=f.metadata["doc"],
+            fields[f.name] = (hints[f.name], Field(default=f.default, title=title, description=doc,
                                                    **bounds))
     return fields
 
