@@ -22,7 +22,10 @@ def test_open_run_starts_a_run_with_config_versions_owner_and_prefect_link(track
                                     flow_run_id="fr-1", flow_run_url="http://prefect/runs/fr-1")
     run = store.client(tracking_env.uri).get_run(run_id)
     assert not resumed and run.info.status == "RUNNING"
-    assert url.endswith(f"/#/experiments/{run.info.experiment_id}/runs/{run_id}")
+    assert url.endswith(f"/#/experiments/{run.info.experiment_id}/runs/{run_id}?workflowType=machine_learning")
+    # the experiment opens on its runs in the MLflow 3 UI, not on the GenAI view
+    exp = store.client(tracking_env.uri).get_experiment(run.info.experiment_id)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
     assert {k: run.data.params[k] for k in ("hidden_nodes", "learning_rate", "epochs")} == {
         "hidden_nodes": "10", "learning_rate": "0.3", "epochs": "2"}
     assert run.data.params["version.numpy"] and run.data.tags["mynn.pid"] == str(os.getpid())

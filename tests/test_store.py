@@ -29,5 +29,5 @@ def test_artifacts_go_beside_a_sqlite_store_in_a_folder_named_by_digest(tmp_path
 def test_run_links_leave_credentials_out(monkeypatch):
     monkeypatch.delenv("MYNN_MLFLOW_UI_URL", raising=False)
     assert store.run_ui_url("https://me:secret@mlflow.example", "3", "abc") == \
-        "https://mlflow.example/#/experiments/3/runs/abc"
-    assert store.run_ui_url("sqlite:///x.db", "1", "r") == "http://127.0.0.1:5000/#/experiments/1/runs/r"
+        "https://mlflow.example/#/experiments/3/runs/abc?workflowType=machine_learning"
+    assert store.run_ui_url("sqlite:///x.db", "1", "r") == "http://127.0.0.1:5000/#/experiments/1/runs/r?workflowType=machine_learning"

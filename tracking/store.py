@@ -111,6 +111,13 @@ def create_store_once(uri: str) -> None:
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
+#: The MLflow 3 UI opens an experiment on its GenAI view (traces) unless the experiment says it
+#: holds model training runs; a user's own choice of kind is left as it is.
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+#: Links carry the model-training view for the same reason.
+UI_VIEW = "?workflowType=machine_learning"
+
+
 def ensure_experiment(uri: str, experiment: str = DEFAULT_EXPERIMENT) -> tuple[MlflowClient, str]:
     """Check the store, create its schema and the experiment if needed; (client, experiment id).
 
@@ -124,9 +131,12 @@ def ensure_experiment(uri: str, experiment: str = DEFAULT_EXPERIMENT) -> tuple[M
     if exp is not None:
         if exp.lifecycle_stage == "deleted":
             mlflow.restore_experiment(exp.experiment_id)
+        if EXPERIMENT_KIND_TAG not in exp.tags:  # an older experiment: the UI would open its GenAI view
+            mlflow.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return mlflow, exp.experiment_id
     try:
-        return mlflow, mlflow.create_experiment(experiment, artifact_location=artifact_location(uri, experiment))
+        return mlflow, mlflow.create_experiment(experiment, artifact_location=artifact_location(uri, experiment),
+                                                tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
     except MlflowException:  # created meanwhile by another process
         exp = mlflow.get_experiment_by_name(experiment)
         if exp is None:
@@ -141,4 +151,4 @@ def run_ui_url(uri: str, experiment_id: str, run_id: str) -> str:
     address (``http://user:password@host``) are left out: the link is recorded."""
     base = (os.environ.get("MYNN_MLFLOW_UI_URL") or (uri if is_remote(uri) else "http://127.0.0.1:5000")).rstrip("/")
     base = redact_url(base, mask="")
-    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}{UI_VIEW}"
