@@ -6,11 +6,9 @@ Default: a SQLite store ``mlflow.db`` in the project folder with artifacts besid
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
-import urllib.error
-import urllib.request
+import re
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -69,22 +67,31 @@ def artifact_location(uri: str, experiment: str) -> str | None:
     return None
 
 
+_USERINFO = re.compile(r"//[^/@\s]+@")
+
+
 def check_reachable(uri: str, timeout: float = 5.0) -> None:
-    """Fail fast, naming the address, when a tracking server does not answer ``/health``."""
+    """Fail fast, naming the address, when a tracking server does not answer ``/health``.
+
+    The request is made the way MLflow's own client makes its requests (MLflow's credentials:
+    ``MLFLOW_TRACKING_TOKEN``, ``MLFLOW_TRACKING_USERNAME``/``PASSWORD``, credentials in the URL,
+    ``MLFLOW_TRACKING_SERVER_CERT_PATH``, ``MLFLOW_TRACKING_CLIENT_CERT_PATH``,
+    ``MLFLOW_TRACKING_INSECURE_TLS``), so a server the client can use passes, without retries."""
     if not is_remote(uri):
         return
+    import requests
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+
     shown = redact_url(uri)
-    request = urllib.request.Request(redact_url(uri, mask="").rstrip("/") + "/health")
-    parts = urlparse(uri)
-    if parts.username is not None:  # http://user:password@host: urllib wants them as a header
-        token = base64.b64encode(f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()).decode()
-        request.add_unredirected_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310 (http(s) only)
-            if resp.status != 200:
-                raise TrackingUnavailableError(f"MLflow tracking server {shown} answered {resp.status} on /health")
-    except (urllib.error.URLError, OSError) as exc:
-        raise TrackingUnavailableError(f"MLflow tracking server {shown} is not reachable: {exc}") from None
+        resp = http_request(get_default_host_creds(uri.rstrip("/")), "/health", "GET", max_retries=0,
+                            timeout=timeout, raise_on_status=False)
+    except (requests.exceptions.RequestException, MlflowException, OSError) as exc:
+        detail = _USERINFO.sub("//", str(exc))  # MLflow's message may carry the URL with its credentials
+        raise TrackingUnavailableError(f"MLflow tracking server {shown} is not reachable: {detail}") from None
+    if resp.status_code != 200:
+        raise TrackingUnavailableError(f"MLflow tracking server {shown} answered {resp.status_code} on /health")
 
 
 def create_store_once(uri: str) -> None:
