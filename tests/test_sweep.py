@@ -80,6 +80,7 @@ def test_sweep_logs_parent_and_children_then_reuses_finished_points(tracking_env
         assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert run.info.status == "FINISHED", run.info.run_name
         assert run.data.tags["mynn.origin"] == "trained"
+        assert len(run.data.tags["mynn.point_id"]) >= 16 and "point_id" not in run.data.params  # a tag: not compared
         assert run.data.tags["mynn.epochs_trained"] == "1"
         assert 0.0 <= run.data.metrics["performance"] <= 1.0
         mse = client.get_metric_history(run.info.run_id, "train_mse")

@@ -296,7 +296,15 @@ def test_evaluate_logs_the_performance_and_the_plots(tracking_env, prepared, tmp
     expected = Network.load(trained.weights_path).performance(scale_inputs(test.pixels), test.labels)
     assert result.performance == expected
     assert result.records == 10
-    assert client.get_run(run_id).data.metrics["performance"] == expected
+    metrics = client.get_run(run_id).data.metrics
+    assert metrics["performance"] == expected
+    # per-digit accuracy, grouped under one prefix (one chart section in the MLflow UI)
+    digits = {int(k.split("/")[1]): v for k, v in metrics.items() if k.startswith("accuracy_digit/")}
+    assert set(digits) <= set(range(10)) and digits  # digits absent from the 10 test records are not logged
+    for d, value in digits.items():
+        mask = test.labels == d
+        predicted = Network.load(trained.weights_path).predict(scale_inputs(test.pixels[mask]))
+        assert value == np.mean(predicted == d)
     # evaluating after the last epoch scores the same network as the last epoch's score
     assert expected == trained.history[-1]["performance"]
     assert artifact_paths(client, run_id, "plots") == {f"plots/{p}" for p in PLOTS}

@@ -36,7 +36,7 @@ class Evaluation:
 def evaluate(network: Network, test: Dataset, history: list[dict], out_dir: Path,
              client: MlflowClient | None = None, run_id: str | None = None) -> Evaluation:
     """Score ``network`` on ``test`` in one batched pass, draw the plots into ``out_dir``
-    and, given a client and run id, log metrics (``performance``, ``accuracy_digit_<d>``)
+    and, given a client and run id, log metrics (``performance``, ``accuracy_digit/<d>``: one chart group in the MLflow UI)
     and artifacts (``plots/*.png``, ``output_layer.md``, ``predictions.npy``)."""
     from tracking import plots  # matplotlib: loaded by prefetch() during training, or now
 
@@ -67,7 +67,7 @@ def evaluate(network: Network, test: Dataset, history: list[dict], out_dir: Path
     if client is not None and run_id is not None:
         ts = now_ms()
         metrics = [Metric("performance", performance, ts, 0)]
-        metrics += [Metric(f"accuracy_digit_{d}", float(a), ts, 0) for d, a in enumerate(per_class)
+        metrics += [Metric(f"accuracy_digit/{d}", float(a), ts, 0) for d, a in enumerate(per_class)
                     if np.isfinite(a)]
         client.log_batch(run_id, metrics=metrics)
         client.log_artifacts(run_id, str(plot_dir), "plots")

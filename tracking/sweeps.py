@@ -97,7 +97,8 @@ def _start_child(sweep: Sweep, config: NetworkConfig, origin: str, extra_tags: d
     client = store.client(sweep.tracking_uri)
     run_id = start_run(client, sweep.experiment_id, config, run_name=name, parent_run_id=sweep.parent_run_id,
                        tags=tags)
-    log_params(client, run_id, {"data": label, "code_version": sweep.code, "point_id": pid})
+    # the point id (a hash) is a tag, not a parameter: MLflow's run comparison shows every parameter
+    log_params(client, run_id, {"data": label, "code_version": sweep.code})
     return run_id
 
 
