@@ -20,17 +20,29 @@ def link(url: str, text: str, key: str) -> None:
     create_link_artifact(link=url, link_text=text, key=key, description="The MLflow run of this flow run")
 
 
-def train_summary(config: NetworkConfig, source: str, summary: dict, alias: str) -> None:
-    """The train flow's result: score, parameters, the registry's decision and the timing."""
+def summary_markdown(config: NetworkConfig, source: str, summary: dict, alias: str,
+                     flow_run_url: str | None = None) -> str:
+    """The train flow's result as markdown: score, links, parameters, the registry's decision,
+    the timing. Shown as the flow run's artifact in Prefect and as the run's description in MLflow."""
     rows = [*config.to_dict().items(), ("source", redact_url(source))]
-    create_markdown_artifact(key="summary", description="Result of this training", markdown="\n".join([
+    links = [f"MLflow run: [{summary['run_id']}]({summary['run_url']})"]
+    if flow_run_url:
+        links.append(f"Prefect flow run: [{flow_run_url.rstrip('/').rsplit('/', 1)[-1]}]({flow_run_url})")
+    return "\n".join([
         f"# {summary['run_name']}: performance {summary['performance']:.4f}", "",
-        f"MLflow run: [{summary['run_id']}]({summary['run_url']})", "",
+        *(line + "  " for line in links), "",
         markdown_table(["parameter", "value"], rows),
-        f"Model **{summary['model_name']}** version {summary['model_version']}: "
-        f"{'promoted to' if summary['promoted'] else 'not promoted to'} `{alias}` ({summary['reason']}).", "",
-        f"Training {summary['training_seconds']:.1f} s ({summary['records_per_s']:,.0f} records/s) "
-        f"of {summary['pipeline_seconds']:.1f} s in the flow."]))
+        (f"Model **{summary['model_name']}** version {summary['model_version']}: "
+         f"{'promoted to' if summary['promoted'] else 'not promoted to'} `{alias}` ({summary['reason']})."), "",
+        (f"Training {summary['training_seconds']:.1f} s ({summary['records_per_s']:,.0f} records/s) "
+         f"of {summary['pipeline_seconds']:.1f} s in the flow.")])
+
+
+def train_summary(config: NetworkConfig, source: str, summary: dict, alias: str) -> str:
+    """The train flow's result as the flow run's markdown artifact; returns the markdown."""
+    text = summary_markdown(config, source, summary, alias, current_flow_run()[1])
+    create_markdown_artifact(key="summary", description="Result of this training", markdown=text)
+    return text
 
 
 def markdown(key: str, text: str) -> None:

@@ -17,7 +17,7 @@ from flows import artifacts, tasks
 from flows.params import Alias, Alpha, ExperimentName, ModelName, Promotion, TrainConfig, to_network_config
 from mynn import paths
 from mynn.sources import redact_url
-from tracking.runs import closing_run, log_metrics, open_run
+from tracking.runs import closing_run, describe_run, log_metrics, open_run
 from tracking.store import DEFAULT_EXPERIMENT, tracking_uri
 
 
@@ -75,5 +75,5 @@ def train_flow(
         "reason": reg.reason, "training_seconds": trained.training_seconds,
         "pipeline_seconds": pipeline_seconds, "records_per_s": trained.records_per_s,
     }
-    artifacts.train_summary(cfg, source, summary, alias)
+    describe_run(uri, run_id, artifacts.train_summary(cfg, source, summary, alias))  # clickable links in MLflow too
     return summary

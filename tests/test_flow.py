@@ -51,6 +51,12 @@ def test_the_whole_chain_leaves_a_complete_mlflow_run(tracking_env):
     run_id = run.info.run_id
     assert run.info.run_name == "h20-lr0.3-e2-s0" == summary["run_name"]
     assert run.info.status == "FINISHED"
+    # the description (markdown, links clickable in the MLflow UI) links both ways
+    note = run.data.tags["mlflow.note.content"]
+    assert note.startswith(f"# h20-lr0.3-e2-s0: performance {summary['performance']:.4f}")
+    assert f"({summary['run_url']})" in note
+    if "prefect.flow_run_url" in run.data.tags:  # the test harness's server has no UI address
+        assert f"({run.data.tags['prefect.flow_run_url']})" in note
 
     # parameters
     params = run.data.params

@@ -236,6 +236,11 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def describe_run(uri: str, run_id: str, markdown: str) -> None:
+    """The run's description in the MLflow UI (``mlflow.note.content``: markdown, links clickable)."""
+    store.client(uri).set_tag(run_id, "mlflow.note.content", markdown)
+
+
 def end_run(client: MlflowClient, run_id: str, status: str) -> None:
     """Set the terminal status (FINISHED, FAILED or KILLED) unless the run already has one."""
     run = client.get_run(run_id)
