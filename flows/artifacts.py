@@ -1,7 +1,15 @@
 """What a flow run shows in the Prefect UI: a link to its MLflow run and a markdown summary."""
 from __future__ import annotations
 
-from prefect.artifacts import create_link_artifact, create_markdown_artifact
+from uuid import UUID
+
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.runtime import flow_run
 
 from mynn.config import NetworkConfig
@@ -45,5 +53,20 @@ def train_summary(config: NetworkConfig, source: str, summary: dict, alias: str)
     return text
 
 
-def markdown(key: str, text: str) -> None:
-    create_markdown_artifact(key=key, markdown=text)
+def markdown(key: str, text: str, description: str) -> None:
+    create_markdown_artifact(key=key, markdown=text, description=description)
+
+
+def table(key: str, rows: list[dict], description: str) -> None:
+    """A table artifact (one row per dict), e.g. a sweep's points."""
+    create_table_artifact(key=key, table=rows, description=description)
+
+
+def progress(total: int) -> UUID:
+    """A progress artifact for ``total`` trainings, at 0 %: update it with :func:`advance`."""
+    return create_progress_artifact(0.0, key="trainings", description=f"Trainings finished, of {total}")
+
+
+def advance(artifact_id: UUID, done: int, total: int) -> None:
+    update_progress_artifact(artifact_id, 100.0 * done / total if total else 100.0,
+                             description=f"{done} of {total} trainings finished")

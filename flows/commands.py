@@ -1,54 +1,12 @@
-"""What each ``mynn`` command does once :mod:`flows.cli` has parsed it: check the input, then
-run the flow (on the background Prefect server unless ``PREFECT_API_URL`` is set: flows.local_server) and print."""
+"""What each ``mynn`` command does once :mod:`flows.cli` has parsed and :mod:`flows.checks` has
+checked it: run the flow (its Prefect API set by flows.local_server) and print."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 
-from pydantic import BaseModel, ValidationError
-
-from mynn import promotion
-from mynn.config import NetworkConfig
-
-
-#: The modules each command imports anyway, loaded up front by :func:`preload`.
-#: Commands that talk to Prefect (flows.cli gives them a Prefect API before Prefect loads).
-PREFECT_COMMANDS = ("train", "sweep", "reproduce", "reconcile", "serve")
-COMMAND_MODULES = {
-    "train": ("flows.train_flow",),
-    "sweep": ("flows.sweep_flow", "flows.runners"),
-    "reproduce": ("flows.reproduce", "flows.sweep_flow", "flows.runners"),
-    "reconcile": ("flows.ops",),
-    "serve": ("flows.ops",),
-}
-
-
-def preload(command: str) -> None:
-    """Import what ``command`` needs (and MLflow's database store when the tracking URI is a
-    database), so :func:`flows.cli.main` can load it all in one go."""
-    import importlib
-
-    if command not in COMMAND_MODULES:
-        return
-    for name in COMMAND_MODULES[command]:
-        importlib.import_module(name)
-    from tracking.store import tracking_uri
-
-    if tracking_uri().split(":", 1)[0].split("+")[0] in ("sqlite", "postgresql", "mysql", "mssql"):
-        importlib.import_module("mlflow.store.tracking.sqlalchemy_store")
-
-
-def user_errors() -> tuple[type[BaseException], ...]:
-    """Errors about the user's input (data, sources, a run to resume): one clear line, no traceback."""
-    from mynn.dataset import DataFormatError
-    from mynn.sources import FetchError
-    from flows.runners import MissingExtraError
-    from tracking.compare import NoRunsError
-    from tracking.runs import ResumeError
-
-    return (DataFormatError, FetchError, ResumeError, NoRunsError, MissingExtraError)
+from flows.checks import user_errors
 
 
 class _NoTracebackFor(logging.Filter):
@@ -75,50 +33,6 @@ def _quiet_user_error_tracebacks() -> None:
             handler.addFilter(quiet)
 
 
-def _validated(parser: argparse.ArgumentParser, model: type[BaseModel], args: argparse.Namespace) -> BaseModel:
-    """The config (or grid) options as the flow's pydantic model; a bad value ends in parser.error."""
-    try:
-        return model(**{f.name: getattr(args, f.name) for f in dataclasses.fields(NetworkConfig)})
-    except ValidationError as exc:
-        parser.error("; ".join(f"--{'.'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']} "
-                               f"(got {e.get('input')!r})" for e in exc.errors()))
-
-
-def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Refuse names MLflow would refuse (or misread) later, out-of-range numbers and bad cron
-    expressions up front, before any server starts; the validated config goes to ``args.config``."""
-    if args.command in ("train", "sweep"):
-        from flows.params import SweepGrid, TrainConfig
-
-        args.config = _validated(parser, TrainConfig if args.command == "train" else SweepGrid, args)
-    if args.command in ("sweep", "reproduce"):
-        from flows.runners import task_runner
-
-        args.runner = task_runner(args.workers, args.dask_address)  # MissingExtraError without prefect-dask
-    if args.command == "serve":
-        from flows.ops import DEFAULT_RETRAIN_CRON, check_cron
-
-        args.cron = None if args.no_schedule else (args.retrain_cron or DEFAULT_RETRAIN_CRON)
-        try:
-            check_cron(args.cron)
-        except ValueError as exc:
-            parser.error(f"--retrain-cron: {exc}")
-    from tracking.names import check_alias, check_experiment_name, check_model_name
-
-    checks = {"model_name": check_model_name, "alias": check_alias, "experiment": check_experiment_name,
-              "alpha": promotion.check_alpha}
-    for option, check in checks.items():
-        values = getattr(args, option, None) if args.command != "compare" or option != "experiment" else None
-        for value in values if isinstance(values, list) else [values]:
-            try:
-                None if value is None else check(value)
-            except ValueError as exc:
-                parser.error(f"--{option.replace('_', '-')}: {exc}")
-    for option, least in (("workers", 1), ("seeds", 1)):
-        if getattr(args, option, least) < least:
-            parser.error(f"--{option}: must be at least {least} (got {getattr(args, option)})")
-
-
 def _in_prefect(flow, **parameters):
     """Run the flow, then hand Prefect's pending logs and events to the server while it is up."""
     from flows.local_server import _drain_prefect_workers
@@ -135,7 +49,7 @@ def _server(action: str) -> None:
     from flows.local_server import STARTUP_TIMEOUT_SECONDS
 
     if action == "start":
-        server, started = bg.ensure(STARTUP_TIMEOUT_SECONDS)
+        server, started = bg.begin().wait(STARTUP_TIMEOUT_SECONDS)
         print(f"{'started' if started else 'already running'}: UI {server.url}, API {server.api_url} (pid {server.pid})")
     elif action == "stop":
         server = bg.stop()

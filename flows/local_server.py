@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from flows import background_server
+from flows import background_server, server_process
 
 #: A slow first start (database creation on an empty home) must not fail; a hung one ends.
 STARTUP_TIMEOUT_SECONDS = 600
@@ -49,7 +49,7 @@ class PrefectApi:
             self.starting = None
             print(f"Prefect server {'started' if started else 'reused'} in the background: UI {server.url} "
                   f"(stop it with: mynn server stop)", file=sys.stderr, flush=True)
-        elif self.temporary is not None and not background_server._wait_healthy(
+        elif self.temporary is not None and not server_process.wait_healthy(
                 self.temporary, self.url.removesuffix("/api"), timeout):
             raise background_server.ServerStartError(f"the temporary Prefect server did not start at {self.url}")
 
@@ -63,7 +63,7 @@ def prefect_api(mode: str | None = None) -> Iterator[PrefectApi]:
     ``kill -9``). The environment, not only Prefect's settings context: Prefect's own threads (a
     process pool's forwarder of its workers' logs and events) do not see the settings context,
     and without the URL they started a temporary server and sent the workers' logs to it.""" 
-    if background_server.configured_api_url():
+    if server_process.configured_api_url():
         yield PrefectApi(None)
         return
     mode = mode or os.environ.get("MYNN_PREFECT_SERVER") or "background"
@@ -74,7 +74,7 @@ def prefect_api(mode: str | None = None) -> Iterator[PrefectApi]:
         starting = background_server.begin()
         api = PrefectApi(starting.server.api_url, starting=starting)
     else:
-        proc, url = background_server.start_temporary()
+        proc, url = server_process.start_temporary()
         watchdog = subprocess.Popen([sys.executable, "-m", "flows.local_server", str(os.getpid()), str(proc.pid)],
                                     stdin=subprocess.DEVNULL, start_new_session=True)
         api = PrefectApi(f"{url}/api", temporary=proc)
@@ -90,7 +90,7 @@ def prefect_api(mode: str | None = None) -> Iterator[PrefectApi]:
         if "prefect" in sys.modules:
             _drain_prefect_workers()
         if api.temporary is not None:
-            background_server._stop_pid(api.temporary.pid, wait=5)
+            server_process.stop_group(api.temporary.pid, wait=5)
             api.temporary.wait()
             watchdog.terminate()
             watchdog.wait(timeout=10)

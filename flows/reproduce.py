@@ -63,7 +63,10 @@ def reproduce_flow(
         wall = time.perf_counter() - t0
         log_metrics(uri, sweep.parent_run_id, {"wall_seconds": wall})
     artifacts.link(url, f"MLflow parent run {name}", key="mlflow-reproduce")
-    artifacts.markdown("reproduce-report", md)
+    artifacts.markdown("reproduce-report", md, description="The book's numbers beside the mean, spread and range "
+                                                        "over seeds")
+    artifacts.table("reproduce-points", [r.row() for r in results], description="Every point: config, data, "
+                    "performance, origin and MLflow run")
     summary.pop("summary_markdown")
     log.info(f"done in {wall:.1f} s, {summary['training_seconds_total']:.1f} s of it training (summed over workers)")
     return {"parent_run_id": sweep.parent_run_id, "parent_url": url, "report": md, **summary, "wall_seconds": wall}

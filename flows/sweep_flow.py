@@ -52,5 +52,8 @@ def sweep_flow(
     artifacts.link(url, f"MLflow parent run {name}", key="mlflow-sweep")
     table = summary.pop("summary_markdown")
     artifacts.markdown("sweep-summary", f"# {name}\n\nBest: {summary['best_point']} "
-                       f"({summary['best_mean_performance']:.4f})\n\n{table}")
+                       f"({summary['best_mean_performance']:.4f})\n\n{table}",
+                       description="Mean performance per point over seeds, and the best point")
+    artifacts.table("sweep-points", [r.row() for r in results], description="Every point of the sweep: config, "
+                    "performance, whether it was trained, reused or derived, and its MLflow run")
     return {"parent_run_id": sweep.parent_run_id, "parent_url": url, **summary, "results": [r.row() for r in results]}

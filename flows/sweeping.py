@@ -7,8 +7,9 @@ runner (:mod:`flows.runners`), each through the one train-and-log path.
 from __future__ import annotations
 
 from prefect import get_run_logger
+from prefect.futures import as_completed
 
-from flows import tasks
+from flows import artifacts, tasks
 from flows.artifacts import current_flow_run
 from flows.runners import workers_reach_this_api
 from mynn.grid import code_digest, plan_points
@@ -50,12 +51,20 @@ def run_points(point_sets: list[tuple[sweeps.Sweep, list[NetworkConfig]]]) -> li
     jobs.sort(key=lambda job: -job[1].config.hidden_nodes * job[1].config.epochs)  # the pool finishes together
     with workers_reach_this_api():
         futures = [tasks.train_points.submit(sweep, training) for sweep, training in jobs]
+        bar = artifacts.progress(len(futures))
+        finished: dict[int, list] = {}
         errors = []
-        for fut in futures:
+        index = {id(fut): i for i, fut in enumerate(futures)}
+        for done, fut in enumerate(as_completed(futures), start=1):  # reported as they finish
             try:
-                results.extend(fut.result())
+                finished[index[id(fut)]] = fut.result()
+                best = finished[index[id(fut)]][-1]
+                log.info(f"{done}/{len(futures)} trainings finished: {best.config.run_name()} ({best.data}) "
+                         f"performance {best.performance:.4f}, {len(finished[index[id(fut)]])} point(s)")
             except Exception as exc:  # let the others finish; the sweep fails below, naming the first
                 errors.append(exc)
+                log.error(f"{done}/{len(futures)} trainings finished: one failed: {exc!r}")
+            artifacts.advance(bar, done, len(futures))
     if errors:
         raise RuntimeError(f"{len(errors)} of {len(futures)} training(s) failed; first: {errors[0]!r}") from errors[0]
-    return results
+    return results + [r for i in sorted(finished) for r in finished[i]]  # in submission order, as before

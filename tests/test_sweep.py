@@ -71,6 +71,19 @@ def test_sweep_logs_parent_and_children_then_reuses_finished_points(tracking_env
     assert parent.info.status == "FINISHED"
     assert parent.data.params["source"] == "shipped-small" and parent.data.params["data"] == "small"
     assert parent.data.params["code_version"] == code_digest()
+    # the Prefect flow run shows a table of the points and a progress artifact at 100 %
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as prefect:
+        found = prefect.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[parent.data.tags["prefect.flow_run_id"]])))
+    by_key = {a.key: a for a in found}
+    assert {"sweep-points", "sweep-summary", "trainings", "mlflow-sweep"} <= set(by_key)
+    assert by_key["trainings"].type == "progress" and float(by_key["trainings"].data) == 100.0
+    table = by_key["sweep-points"].data
+    table = json.loads(table) if isinstance(table, str) else table
+    assert sorted((r["hidden_nodes"], r["learning_rate"]) for r in table) == [(10, 0.1), (10, 0.3), (20, 0.1), (20, 0.3)]
 
     points = client.search_runs([exp_id], filter_string="tags.`mynn.kind` = 'point'")
     assert len(points) == 4

@@ -1,0 +1,92 @@
+"""What a ``mynn`` command needs before it runs: its input checked (before any server starts),
+the errors that are the user's (one line, no traceback), and its modules loaded up front."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from pydantic import BaseModel, ValidationError
+
+from mynn import promotion
+from mynn.config import NetworkConfig
+
+#: Commands that talk to Prefect (flows.cli gives them a Prefect API before Prefect loads).
+PREFECT_COMMANDS = ("train", "sweep", "reproduce", "reconcile", "serve")
+#: The modules each command imports anyway, loaded up front by :func:`preload`.
+COMMAND_MODULES = {
+    "train": ("flows.train_flow",),
+    "sweep": ("flows.sweep_flow", "flows.runners"),
+    "reproduce": ("flows.reproduce", "flows.sweep_flow", "flows.runners"),
+    "reconcile": ("flows.ops",),
+    "serve": ("flows.ops",),
+}
+
+
+def preload(command: str) -> None:
+    """Import what ``command`` needs (and MLflow's database store when the tracking URI is a
+    database), so :func:`flows.cli.main` can load it all in one go."""
+    import importlib
+
+    if command not in COMMAND_MODULES:
+        return
+    for name in COMMAND_MODULES[command]:
+        importlib.import_module(name)
+    from tracking.store import tracking_uri
+
+    if tracking_uri().split(":", 1)[0].split("+")[0] in ("sqlite", "postgresql", "mysql", "mssql"):
+        importlib.import_module("mlflow.store.tracking.sqlalchemy_store")
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Errors about the user's input (data, sources, a run to resume): one clear line, no traceback."""
+    from mynn.dataset import DataFormatError
+    from mynn.sources import FetchError
+    from flows.runners import MissingExtraError
+    from tracking.compare import NoRunsError
+    from tracking.runs import ResumeError
+
+    return (DataFormatError, FetchError, ResumeError, NoRunsError, MissingExtraError)
+
+
+def _validated(parser: argparse.ArgumentParser, model: type[BaseModel], args: argparse.Namespace) -> BaseModel:
+    """The config (or grid) options as the flow's pydantic model; a bad value ends in parser.error."""
+    try:
+        return model(**{f.name: getattr(args, f.name) for f in dataclasses.fields(NetworkConfig)})
+    except ValidationError as exc:
+        parser.error("; ".join(f"--{'.'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']} "
+                               f"(got {e.get('input')!r})" for e in exc.errors()))
+
+
+def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse names MLflow would refuse (or misread) later, out-of-range numbers and bad cron
+    expressions up front, before any server starts; the validated config goes to ``args.config``."""
+    if args.command in ("train", "sweep"):
+        from flows.params import SweepGrid, TrainConfig
+
+        args.config = _validated(parser, TrainConfig if args.command == "train" else SweepGrid, args)
+    if args.command in ("sweep", "reproduce"):
+        from flows.runners import task_runner
+
+        args.runner = task_runner(args.workers, args.dask_address)  # MissingExtraError without prefect-dask
+    if args.command == "serve":
+        from flows.ops import DEFAULT_RETRAIN_CRON, check_cron
+
+        args.cron = None if args.no_schedule else (args.retrain_cron or DEFAULT_RETRAIN_CRON)
+        try:
+            check_cron(args.cron)
+        except ValueError as exc:
+            parser.error(f"--retrain-cron: {exc}")
+    from tracking.names import check_alias, check_experiment_name, check_model_name
+
+    checks = {"model_name": check_model_name, "alias": check_alias, "experiment": check_experiment_name,
+              "alpha": promotion.check_alpha}
+    for option, check in checks.items():
+        values = getattr(args, option, None) if args.command != "compare" or option != "experiment" else None
+        for value in values if isinstance(values, list) else [values]:
+            try:
+                None if value is None else check(value)
+            except ValueError as exc:
+                parser.error(f"--{option.replace('_', '-')}: {exc}")
+    for option, least in (("workers", 1), ("seeds", 1)):
+        if getattr(args, option, least) < least:
+            parser.error(f"--{option}: must be at least {least} (got {getattr(args, option)})")
