@@ -45,7 +45,7 @@ def _in_prefect(flow, **parameters):
 
 def _server(action: str) -> None:
     """``mynn server start|stop|status``: this home's background Prefect server."""
-    from flows import background_server as bg
+    from flows import background_server as bg, server_process
     from flows.local_server import STARTUP_TIMEOUT_SECONDS
 
     if action == "start":
@@ -57,7 +57,7 @@ def _server(action: str) -> None:
     else:
         server = bg.find()
         print(f"running: UI {server.url}, API {server.api_url} (pid {server.pid}, home {server.home})" if server
-              else f"not running (home {bg.prefect_home()})")
+              else f"not running (home {server_process.prefect_home()})")
 
 
 def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
