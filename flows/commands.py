@@ -33,16 +33,6 @@ def _quiet_user_error_tracebacks() -> None:
             handler.addFilter(quiet)
 
 
-def _in_prefect(flow, **parameters):
-    """Run the flow, then hand Prefect's pending logs and events to the server while it is up."""
-    from flows.local_server import _drain_prefect_workers
-
-    try:
-        return flow(**parameters)
-    finally:
-        _drain_prefect_workers()
-
-
 def _server(action: str) -> None:
     """``mynn server start|stop|status``: this home's background Prefect server."""
     from flows import background_server as bg, server_process
@@ -67,7 +57,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if cmd == "train":
         from flows.train_flow import train_flow
 
-        summary = _in_prefect(train_flow, config=args.config, source=args.source,
+        summary = train_flow(config=args.config, source=args.source,
                               model_name=args.model_name, experiment=args.experiment, alias=args.alias,
                               promotion=args.promotion, alpha=args.alpha, resume=args.resume)
         print(json.dumps(summary, indent=2))
@@ -77,11 +67,11 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
         runner = args.runner
         if cmd == "sweep":
-            summary = _in_prefect(sweep_flow.with_options(task_runner=runner), grid=args.config,
+            summary = sweep_flow.with_options(task_runner=runner)(grid=args.config,
                                   source=args.source, train_records=args.train_records,
                                   test_records=args.test_records, experiment=args.experiment, name=args.name)
         else:
-            summary = _in_prefect(reproduce_flow.with_options(task_runner=runner), seeds=args.seeds, quick=args.quick,
+            summary = reproduce_flow.with_options(task_runner=runner)(seeds=args.seeds, quick=args.quick,
                                   source=args.source, experiment=args.experiment)
             print(summary["report"])
         print(json.dumps({k: v for k, v in summary.items() if k not in ("report", "results")}, indent=2))
@@ -97,7 +87,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     elif cmd == "reconcile":
         from flows.ops import reconcile_runs
 
-        closed = _in_prefect(reconcile_runs, dry_run=args.dry_run)
+        closed = reconcile_runs(dry_run=args.dry_run)
         for c in closed:
             print(f"{'would close' if args.dry_run else 'closed'} {c.run_id} ({c.run_name}) as {c.status}: {c.reason}")
         print(f"{len(closed)} run(s) {'to close' if args.dry_run else 'closed'}")

@@ -64,7 +64,11 @@ def prefect_api(mode: str | None = None) -> Iterator[PrefectApi]:
     process pool's forwarder of its workers' logs and events) do not see the settings context,
     and without the URL they started a temporary server and sent the workers' logs to it.""" 
     if server_process.configured_api_url():
-        yield PrefectApi(None)
+        try:
+            yield PrefectApi(None)
+        finally:
+            if "prefect" in sys.modules:
+                _drain_prefect_workers()  # while that server is surely up
         return
     mode = mode or os.environ.get("MYNN_PREFECT_SERVER") or "background"
     if mode not in MODES:
@@ -115,31 +119,13 @@ def _drain_prefect_workers(timeout: float = 10) -> None:
         worker.drain_all(timeout=timeout)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def watch(owner: int, server: int, interval: float = 0.25) -> int:
-    """Wait while ``owner`` lives (and is still our parent); then stop ``server`` (SIGTERM, then
-    SIGKILL after 5 s). Returns when the server is gone or its owner ended it."""
+    """Wait while ``owner`` lives (and is still our parent); then stop ``server``'s process group
+    (SIGTERM, then SIGKILL after 5 s). Returns when the server is gone or its owner ended it."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # the owner ending normally stops us
-    while _alive(server):
-        if os.getppid() != owner or not _alive(owner):
-            try:
-                os.kill(server, signal.SIGTERM)
-                deadline = time.monotonic() + 5
-                while _alive(server) and time.monotonic() < deadline:
-                    time.sleep(0.1)
-                if _alive(server):
-                    os.kill(server, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    while server_process.pid_alive(server):
+        if os.getppid() != owner or not server_process.pid_alive(owner):
+            server_process.stop_group(server, wait=5)
             return 0
         time.sleep(interval)
     return 0

@@ -24,13 +24,24 @@ def get_json(url: str, timeout: float = 3.0):
         return json.loads(response.read())
 
 
-def is_prefect_server(pid: int) -> bool:
-    """The process exists and runs Prefect's server app (read from /proc where there is one)."""
+def _process(pid: int) -> str:
+    """"gone", "ours" (we may signal it) or "foreign" (it exists, another user's)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return False
+        return "gone"
     except PermissionError:
+        return "foreign"
+    return "ours"
+
+
+def pid_alive(pid: int) -> bool:
+    return _process(pid) != "gone"
+
+
+def is_prefect_server(pid: int) -> bool:
+    """The process is ours and runs Prefect's server app (read from /proc where there is one)."""
+    if _process(pid) != "ours":
         return False
     cmdline = Path(f"/proc/{pid}/cmdline")
     if not cmdline.parent.exists():
