@@ -99,7 +99,8 @@ def train_points(sweep: sweeps.Sweep, group: Training) -> list[sweeps.PointResul
 @task(name="evaluate", cache_policy=NO_CACHE)
 def evaluate(trained: Trained, data: PreparedData, tracking_uri: str, run_id: str) -> evaluation.Evaluation:
     """The book's performance score on the test set, per-digit accuracy and the plots, logged."""
-    result = evaluation.evaluate_run(tracking_uri, run_id, trained.weights_path, trained.history, data)
+    result = evaluation.evaluate_run(tracking_uri, run_id, trained.weights_path, trained.history, data,
+                                     trained.model_uri)
     _logger().info(f"performance {result.performance:.4f} on {result.records} test records")
     return result
 
@@ -108,10 +109,11 @@ def evaluate(trained: Trained, data: PreparedData, tracking_uri: str, run_id: st
 def register(trained: Trained, data: PreparedData, performance: float, tracking_uri: str, run_id: str,
              model_name: ModelName = "mynn", alias: Alias = "champion", promotion: Promotion = "mcnemar",
              alpha: Alpha = 0.05) -> registry.Registration:
-    """Log the MLflow model, register a version under ``model_name`` and move ``alias`` to it only
-    if the rule (mynn.promotion) says it beats the champion on the same test records."""
+    """Register the run's LoggedModel (logged by the train task) as a version of ``model_name`` and
+    move ``alias`` to it only if the rule (mynn.promotion) says it beats the champion on the same
+    test records."""
     reg = registry.register_run(tracking_uri, run_id, trained.weights_path, data, performance, model_name=model_name,
-                                alias=alias, promotion=promotion, alpha=alpha)
+                                alias=alias, promotion=promotion, alpha=alpha, model_uri=trained.model_uri)
     p = "" if reg.p_value is None else f", McNemar mid-p {reg.p_value:.4g}, alpha {reg.alpha:g}"
     _logger().info(f"registered {model_name} v{reg.version}: {'promoted' if reg.promoted else 'not promoted'}"
                    f" (rule {reg.rule}{p}: {reg.reason})")

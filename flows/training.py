@@ -33,7 +33,8 @@ def train_and_log(data: PreparedData, config: NetworkConfig, tracking_uri: str, 
     t0 = time.perf_counter()
     net, history = fit(config, train.pixels, train.labels, test=(test.pixels, test.labels),
                        callback=recorder.on_epoch, network=network, start_epoch=recorder.start)
-    return recorder.finish(net, history, config, records=len(train), task_seconds=time.perf_counter() - t0)
+    return recorder.finish(net, history, config, records=len(train), task_seconds=time.perf_counter() - t0,
+                           example_pixels=test.pixels[:2])
 
 
 def train_points(sweep: sweeps.Sweep, training: Training, run_dir: str | Path, log=None) -> list[sweeps.PointResult]:
@@ -45,5 +46,5 @@ def train_points(sweep: sweeps.Sweep, training: Training, run_dir: str | Path, l
     with closing_run(uri, run_id):
         log_data(uri, run_id, sweep.data)
         trained = train_and_log(sweep.data, training.config, uri, run_id, Path(run_dir) / run_id, log, datasets)
-        sweeps.log_performance(uri, run_id, trained)
+        sweeps.log_performance(uri, run_id, trained, sweep.data)
     return sweeps.trained_points(sweep, training, run_id, trained)

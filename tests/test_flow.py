@@ -82,9 +82,14 @@ def test_the_whole_chain_leaves_a_complete_mlflow_run(tracking_env):
 
     # artifacts
     root = {a.path for a in client.list_artifacts(run_id)}
-    assert {"weights.npz", "config.json", "plots", "model"} <= root
+    assert {"weights.npz", "config.json", "plots"} <= root
     assert {a.path for a in client.list_artifacts(run_id, "plots")} == {f"plots/{p}" for p in PLOTS}
-    assert "model/MLmodel" in {a.path for a in client.list_artifacts(run_id, "model")}
+    # the model: an MLflow 3 LoggedModel, output of the run at its last epoch, with its metrics
+    (output,) = run.outputs.model_outputs
+    model = client.get_logged_model(output.model_id)
+    assert (output.step, model.source_run_id, str(model.status)) == (2, run_id, "READY")
+    assert "MLmodel" in {a.path for a in client.list_logged_model_artifacts(model.model_id)}
+    assert {m.key: m.value for m in model.metrics}["performance"] == summary["performance"]
 
     # dataset inputs
     inputs = run.inputs.dataset_inputs
@@ -107,6 +112,7 @@ def test_the_whole_chain_leaves_a_complete_mlflow_run(tracking_env):
     # the registered version and its alias
     champion = client.get_model_version_by_alias("t-model", "champion")
     assert (str(champion.version), champion.run_id) == ("1", run_id)
+    assert champion.tags["mynn.model_id"] == model.model_id and champion.source == model.artifact_location
     assert (summary["model_version"], summary["promoted"]) == ("1", True)
     assert tags["mynn.model_version"] == "t-model/1"
     assert tags["mynn.promotion"].startswith("promoted")

@@ -4,11 +4,13 @@ networks trained through the one train-and-log path on the book's 100/10 subsets
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from mlflow.artifacts import download_artifacts
 
 from flows.training import train_and_log
 from mynn import stats
@@ -19,7 +21,7 @@ from mynn.fetch import fetch
 from mynn.network import Network
 from mynn.prepare import PreparedData, prepare_fetched
 from tracking import evaluation, registry, store
-from tracking.runs import open_run
+from tracking.runs import log_data, open_run
 
 GOOD = NetworkConfig(hidden_nodes=20, learning_rate=0.3, epochs=2)
 WORSE = NetworkConfig(hidden_nodes=2, learning_rate=0.01, epochs=1)
@@ -36,18 +38,21 @@ def artifact_paths(client, run_id: str, path: str | None = None) -> set[str]:
 
 def train_and_evaluate(env, config: NetworkConfig, data: PreparedData):
     run_id, _, _ = open_run(env.uri, "registry", config, runs_dir=env.runs)
+    log_data(env.uri, run_id, data)
     trained = train_and_log(data, config, env.uri, run_id)
-    ev = evaluation.evaluate_run(env.uri, run_id, trained.weights_path, trained.history, data)
+    ev = evaluation.evaluate_run(env.uri, run_id, trained.weights_path, trained.history, data, trained.model_uri)
     return store.client(env.uri), run_id, trained, ev
 
 
 def test_register_moves_the_alias_only_on_merit_and_the_model_loads(tracking_env, prepared, monkeypatch):
+    import mlflow.data
     import mlflow.pyfunc
 
     name = "tasks-model"
     client, good_id, good, good_ev = train_and_evaluate(tracking_env, GOOD, prepared)
 
-    first = registry.register_run(tracking_env.uri, good_id, good.weights_path, prepared, good_ev.performance, model_name=name)
+    first = registry.register_run(tracking_env.uri, good_id, good.weights_path, prepared, good_ev.performance, model_name=name,
+                                  model_uri=good.model_uri)
 
     assert (first.version, first.promoted, first.champion_version) == ("1", True, None)
     assert (first.rule, first.alpha, first.p_value, first.b, first.c) == ("mcnemar", 0.05, None, None, None)
@@ -57,14 +62,36 @@ def test_register_moves_the_alias_only_on_merit_and_the_model_loads(tracking_env
     tags = run.data.tags
     assert tags["mynn.model_version"] == f"{name}/1"
     assert tags["mynn.promotion"] == "promoted: no 'champion' yet"
-    assert (tags["mynn.promotion_p_value"], tags["mynn.champion_performance"]) == ("none", "none")
+    assert "mynn.promotion_p_value" not in tags and "mynn.champion_performance" not in tags  # no champion
     assert "promotion_p_value" not in run.data.metrics  # nothing to compare with
     v1 = client.get_model_version(name, "1").tags
     assert v1["mynn.promotion"] == "promoted: no 'champion' yet"
-    assert (v1["rule"], v1["alpha"], v1["p_value"], v1["champion_version"]) == ("mcnemar", "0.05", "none", "none")
-    assert "model/MLmodel" in artifact_paths(client, good_id, "model")
+    assert (v1["rule"], v1["alpha"]) == ("mcnemar", "0.05")
+    assert not {"p_value", "champion_version", "champion_performance"} & set(v1)  # nothing to compare with
+    assert "none" not in v1.values()
+    version = client.get_model_version(name, "1")
+    assert f"performance **{good_ev.performance:.4f}**" in version.description
+    assert "Promoted: no 'champion' yet" in version.description and "its MLflow run" in version.description
+    # an MLflow 3 LoggedModel of the run, which the version points at
+    model = client.get_logged_model(version.tags["mynn.model_id"])
+    assert (model.source_run_id, str(model.status), version.source) == (good_id, "READY", model.artifact_location)
+    assert good.model_uri == f"models:/{model.model_id}"  # the one the train-and-log path logged
+    assert [(o.model_id, o.step) for o in client.get_run(good_id).outputs.model_outputs] == [(model.model_id, GOOD.epochs)]
+    # the evaluation's metrics are the model's too, measured on the run's test dataset input
+    test_input = [d.dataset for d in client.get_run(good_id).inputs.dataset_inputs
+                  if {t.value for t in d.tags} == {"evaluation"}][0]
+    on_model = {m.key: m for m in model.metrics}
+    assert on_model["performance"].value == good_ev.performance
+    assert len(on_model) == 1 + sum(np.isfinite(a) for a in good_ev.per_class)  # and each digit's accuracy
+    assert {(m.dataset_name, m.dataset_digest) for m in on_model.values()} == {(test_input.name, test_input.digest)}
+    assert mlflow.data.get_source(test_input).__class__.__name__ == "LocalArtifactDatasetSource"  # resolvable
+    assert json.loads(model.tags["mlflow.modelVersions"]) == [{"name": name, "version": "1"}]  # the Models tab's link
+    assert model.params["hidden_nodes"] == str(GOOD.hidden_nodes)
+    local = Path(download_artifacts(artifact_uri=model.artifact_location, dst_path=str(tracking_env.db.parent / "m"),
+                                    tracking_uri=tracking_env.uri))
+    assert f"model_id: {model.model_id}" in (local / "MLmodel").read_text()
     # the model's requirements are what inference imports, not what training needs
-    reqs = Path(client.download_artifacts(good_id, "model/requirements.txt", str(tracking_env.db.parent / "req")))
+    reqs = local / "requirements.txt"
     assert sorted(line.split("==")[0] for line in reqs.read_text().split()) == ["mlflow", "numpy", "pandas", "scipy"]
 
     # a worse model: registered as version 2, the alias stays on version 1

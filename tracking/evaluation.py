@@ -17,8 +17,8 @@ from mynn.dataset import Dataset
 from mynn.encoding import scale_inputs
 from mynn.network import Network
 from mynn.prepare import PreparedData
-from tracking import store
-from tracking.runs import now_ms
+from tracking import models, store
+from tracking.runs import dataset_ref, now_ms
 
 OUTPUT_TABLE_EXAMPLES = 5  # records shown in the book's "output layer" table
 
@@ -34,10 +34,13 @@ class Evaluation:
 
 
 def evaluate(network: Network, test: Dataset, history: list[dict], out_dir: Path,
-             client: MlflowClient | None = None, run_id: str | None = None) -> Evaluation:
+             client: MlflowClient | None = None, run_id: str | None = None, model_uri: str | None = None,
+             dataset: tuple[str, str] | None = None) -> Evaluation:
     """Score ``network`` on ``test`` in one batched pass, draw the plots into ``out_dir``
     and, given a client and run id, log metrics (``performance``, ``accuracy_digit/<d>``: one chart group in the MLflow UI)
-    and artifacts (``plots/*.png``, ``output_layer.md``, ``predictions.npy``)."""
+    and artifacts (``plots/*.png``, ``output_layer.md``, ``predictions.npy``). The metrics are
+    linked to the LoggedModel of ``model_uri`` and to the test ``dataset`` (its name and digest
+    as logged on the run: :func:`tracking.runs.dataset_ref`), so they show on the model too."""
     from tracking import plots  # matplotlib: loaded by prefetch() during training, or now
 
     out_dir = Path(out_dir)
@@ -66,8 +69,9 @@ def evaluate(network: Network, test: Dataset, history: list[dict], out_dir: Path
 
     if client is not None and run_id is not None:
         ts = now_ms()
-        metrics = [Metric("performance", performance, ts, 0)]
-        metrics += [Metric(f"accuracy_digit/{d}", float(a), ts, 0) for d, a in enumerate(per_class)
+        link = models.linked(model_uri, dataset)
+        metrics = [Metric("performance", performance, ts, 0, **link)]
+        metrics += [Metric(f"accuracy_digit/{d}", float(a), ts, 0, **link) for d, a in enumerate(per_class)
                     if np.isfinite(a)]
         client.log_batch(run_id, metrics=metrics)
         client.log_artifacts(run_id, str(plot_dir), "plots")
@@ -90,8 +94,9 @@ def prefetch() -> threading.Thread:
     return thread
 
 
-def evaluate_run(uri: str, run_id: str, weights_path: Path, history: list[dict], data: PreparedData) -> Evaluation:
+def evaluate_run(uri: str, run_id: str, weights_path: Path, history: list[dict], data: PreparedData,
+                 model_uri: str | None = None) -> Evaluation:
     """Load the trained network and the prepared test set; evaluate and log on run ``run_id``
-    (files beside the weights)."""
+    (files beside the weights), the metrics linked to ``model_uri``'s LoggedModel and the test set."""
     return evaluate(Network.load(weights_path), load_npy(data.test.directory), history, Path(weights_path).parent,
-                    store.client(uri), run_id)
+                    store.client(uri), run_id, model_uri, dataset_ref(data.test, "test"))

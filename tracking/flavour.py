@@ -72,17 +72,21 @@ def _load_pyfunc(data_path: str) -> MynnPyfunc:
 
 
 def signature_and_example(example_pixels: np.ndarray):
-    """Model signature (a (-1, 784) float64 tensor in, digit and 10 outputs out) and an example."""
-    import pandas as pd
-    from mlflow.models import infer_signature
+    """Model signature (a (-1, 784) float64 tensor in; ``digit`` (long) and ten double outputs
+    out) and an example. Written out, not inferred: inference from an integer column makes
+    MLflow warn about missing values, which a digit never is."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema, TensorSpec
 
     example = np.asarray(example_pixels[:2], dtype=np.float64)  # (2, 784) raw 0..255
-    outputs = pd.DataFrame(np.zeros((2, 11)), columns=OUTPUT_COLUMNS).astype({"digit": np.int64})
-    return infer_signature(example, outputs), example
+    inputs = Schema([TensorSpec(np.dtype(np.float64), (-1, INPUT_NODES))])
+    outputs = Schema([ColSpec("long", "digit")] + [ColSpec("double", c) for c in OUTPUT_COLUMNS[1:]])
+    return ModelSignature(inputs=inputs, outputs=outputs), example
 
 
-def save_model(network_path: str | Path, path: str | Path, example_pixels: np.ndarray) -> Path:
-    """Write an MLflow model directory for the weights at ``network_path`` into ``path``."""
+def save_model(network_path: str | Path, path: str | Path, example_pixels: np.ndarray, mlflow_model=None) -> Path:
+    """Write an MLflow model directory for the weights at ``network_path`` into ``path``
+    (``mlflow_model``: the ``mlflow.models.Model`` whose metadata to write, e.g. its model_id)."""
     import mlflow.pyfunc
 
     path = Path(path)
@@ -99,6 +103,7 @@ def save_model(network_path: str | Path, path: str | Path, example_pixels: np.nd
             signature=signature,
             input_example=example,
             pip_requirements=_requirements(),
+            mlflow_model=mlflow_model,
         )
     return path
 

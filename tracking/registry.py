@@ -16,7 +16,6 @@ ones before it.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,12 +32,11 @@ from mynn.network import Network
 from mynn import promotion as promotion_rules
 from mynn.promotion import DEFAULT_ALPHA, DEFAULT_RULE, Promotion
 from mynn.prepare import PreparedData
-from tracking import flavour, store
+from tracking import models, store
 from tracking.names import check_alias, check_model_name
 from tracking.runs import now_ms
 
-MODEL_ARTIFACT = "model"
-TAG_WEIGHTS_SHA256 = "weights_sha256"  # version tag: SHA-256 of the registered weights file
+TAG_WEIGHTS_SHA256 = models.TAG_WEIGHTS_SHA256  # version tag: SHA-256 of the registered weights file
 #: At most this long a registration waits for earlier versions' decisions (see register).
 DECISION_WAIT_SECONDS = 60.0
 
@@ -65,12 +63,9 @@ class Registration:
         return asdict(self)
 
 
-def log_model(client: MlflowClient, run_id: str, weights: Path, example_pixels: np.ndarray) -> str:
-    """Package the weights as an MLflow model under the run's ``model/`` artifact; its URI."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = flavour.save_model(weights, Path(tmp) / MODEL_ARTIFACT, example_pixels)
-        client.log_artifacts(run_id, str(path), MODEL_ARTIFACT)
-    return f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{MODEL_ARTIFACT}"
+def log_model(client: MlflowClient, run_id: str, weights: Path, example_pixels: np.ndarray, step: int = 0) -> str:
+    """The run's network as an MLflow 3 LoggedModel (:func:`tracking.models.log_model`); its URI."""
+    return models.log_model(client, run_id, weights, example_pixels, step)
 
 
 def load_version_network(client: MlflowClient, model_name: str, version: str) -> Network:
@@ -80,8 +75,9 @@ def load_version_network(client: MlflowClient, model_name: str, version: str) ->
     the version is found by a name (an alias), so its content is checked before it is used
     (:class:`ValueError` naming the version otherwise)."""
     mv = client.get_model_version(model_name, version)
-    return _network_of_run(client, mv.run_id, (mv.tags or {}).get(TAG_WEIGHTS_SHA256),
-                           f"model {model_name!r} version {version}")
+    tags = mv.tags or {}
+    uri = f"models:/{tags[models.TAG_MODEL_ID]}" if models.TAG_MODEL_ID in tags else mv.source
+    return models.load_network(client, uri, tags.get(TAG_WEIGHTS_SHA256), f"model {model_name!r} version {version}")
 
 
 def champion(client: MlflowClient, model_name: str, alias: str):
@@ -90,27 +86,6 @@ def champion(client: MlflowClient, model_name: str, alias: str):
         return client.get_model_version_by_alias(model_name, alias)
     except MlflowException:
         return None
-
-
-def _network_of_run(client: MlflowClient, run_id: str, weights_sha256: str | None = None,
-                    what: str | None = None) -> Network:
-    """The network of the MLflow model logged under the run's ``model/`` artifact; with
-    ``weights_sha256``, its weights file must have that digest."""
-    from mlflow.models import Model
-
-    with tempfile.TemporaryDirectory() as tmp:
-        local = Path(client.download_artifacts(run_id, MODEL_ARTIFACT, tmp))
-        # the data folder as recorded in MLmodel: pyfunc.save_model copies data_path *into*
-        # the model's data/ folder (data/data), so it is not simply local / "data"
-        data = Model.load(str(local)).flavors["python_function"]["data"]
-        weights = local / data / flavour.WEIGHTS_FILE
-        if weights_sha256 is not None:
-            got = sha256_file(weights)
-            if got != weights_sha256:
-                raise ValueError(f"{what or 'run ' + run_id}: its weights ({MODEL_ARTIFACT}/{data}/"
-                                 f"{flavour.WEIGHTS_FILE} of run {run_id}) have sha256 {got}, not the "
-                                 f"{weights_sha256} recorded when it was registered: refusing to use them")
-        return Network.load(weights)
 
 
 def _data_of_version(client: MlflowClient, mv) -> tuple[str | None, str | None]:
@@ -156,6 +131,14 @@ def _wait_for_earlier_decisions(client: MlflowClient, model_name: str, version: 
 
 def _short(digest: str | None) -> str:
     return "unknown" if not digest else digest[:12]
+
+
+def _version_description(performance: float, records: int, test_digest: str, decision: str,
+                         run_url: str | None) -> str:
+    """The version's description in the registry UI: its score, the decision and its run."""
+    run = f"\n\nTrained in [its MLflow run]({run_url})." if run_url else ""
+    return (f"performance **{performance:.4f}** on {records:,} test records (test data {test_digest[:12]})."
+            f"\n\n{decision[0].upper()}{decision[1:]}{run}")
 
 
 def _fmt(value) -> str:
@@ -204,7 +187,7 @@ def register(client: MlflowClient, run_id: str, model_name: str, model_uri: str,
     if len(test_pixels) != len(test_labels) or len(test_labels) == 0:
         raise ValueError(f"register: {len(test_pixels)} test rows but {len(test_labels)} labels")
     if network is None:
-        new_net = _network_of_run(client, run_id)
+        new_net = models.load_network(client, model_uri)
     else:
         new_net = network if isinstance(network, Network) else Network.load(network)
     new_correct = _correct(new_net, test_pixels, test_labels)
@@ -225,7 +208,14 @@ def register(client: MlflowClient, run_id: str, model_name: str, model_uri: str,
         tags[TAG_WEIGHTS_SHA256] = sha256_file(network)
     if run_url:
         tags["mynn.run_url"] = run_url
-    mv = client.create_model_version(model_name, source=model_uri, run_id=run_id, tags=tags)
+    model_id = models.model_id(model_uri)
+    if model_id is not None:
+        tags[models.TAG_MODEL_ID] = model_id
+    # (the source is the LoggedModel's artifact location: MLflow's SQL registry resolves a
+    # models:/<id> source through the process-wide tracking URI, not this client's, and keeps no
+    # model_id of its own; the LoggedModel's mlflow.modelVersions tag is the UI's link)
+    mv = client.create_model_version(model_name, source=models.artifact_uri(client, model_uri), run_id=run_id,
+                                     tags=tags, model_id=model_id)
     client.set_tag(run_id, "mynn.model_version", f"{model_name}/{mv.version}")
 
     moved = False
@@ -274,9 +264,14 @@ def register(client: MlflowClient, run_id: str, model_name: str, model_uri: str,
             **data_tags,
         }
         for key, value in version_tags.items():
-            client.set_model_version_tag(model_name, mv.version, key, value)
+            if value != "none":  # (no champion: no p-value, no champion's score; absent, not "none")
+                client.set_model_version_tag(model_name, mv.version, key, value)
+        client.update_model_version(model_name, mv.version, description=_version_description(
+            performance, len(test_labels), test_digest, f"{decision}: {reason}", run_url))
         run_tags = {"mynn.promotion": f"{decision}: {reason}", "mynn.promotion_p_value": _fmt(p_value),
                     "mynn.champion_performance": _fmt(champ_perf), **data_tags}
+        run_tags = {k: v for k, v in run_tags.items() if v != "none"}
+        models.link_version(client, model_uri, model_name, str(mv.version))
         ts = now_ms()
         client.log_batch(run_id, tags=[RunTag(k, v) for k, v in run_tags.items()],
                          metrics=[] if p_value is None else [Metric("promotion_p_value", p_value, ts, 0)])
@@ -292,12 +287,13 @@ def register(client: MlflowClient, run_id: str, model_name: str, model_uri: str,
 
 def register_run(uri: str, run_id: str, weights: Path, data: PreparedData, performance: float, *,
                  model_name: str = "mynn", alias: str = "champion", promotion: Promotion = DEFAULT_RULE,
-                 alpha: float = DEFAULT_ALPHA) -> Registration:
-    """Log run ``run_id``'s model (its weights file) and :func:`register` it, scoring it and the
-    champion on the prepared test set of ``data``."""
+                 alpha: float = DEFAULT_ALPHA, model_uri: str | None = None) -> Registration:
+    """:func:`register` run ``run_id``'s model (``model_uri``: its LoggedModel; None: log one of
+    the weights file now), scoring it and the champion on the prepared test set of ``data``."""
     client = store.client(uri)
     test = load_npy(data.test.directory)
-    model_uri = log_model(client, run_id, Path(weights), test.pixels[:2])
+    if model_uri is None:
+        model_uri = log_model(client, run_id, Path(weights), test.pixels[:2])
     experiment_id = client.get_run(run_id).info.experiment_id
     return register(client, run_id, model_name, model_uri, performance=performance, test_pixels=test.pixels,
                     test_labels=test.labels, test_digest=data.test.digest, alias=alias,

@@ -26,6 +26,8 @@ from mynn.prepare import PreparedData
 from tracking import store
 from tracking.owner import TAG_HOST, TAG_PID, owner_state, owner_tags
 
+DATASET_DIGEST_CHARS = 32  # of a dataset input's digest (MLflow's digest column is short)
+
 TAG_PREFECT_FLOW_RUN_ID = "prefect.flow_run_id"
 TAG_PREFECT_FLOW_RUN_URL = "prefect.flow_run_url"
 
@@ -202,8 +204,15 @@ def log_data(uri: str, run_id: str, data: PreparedData) -> None:
             params[f"{split}_file"] = prepared.origin or ""  # source is where it was first seen)
     log_params(client, run_id, params)
     for ctx, default, prepared in (("training", "train", data.train), ("evaluation", "test", data.test)):
-        log_dataset(client, run_id, name=prepared.known_as or default, digest=prepared.digest,
-                    source=prepared.origin or f"{data.source}:{default}", records=prepared.records, context=ctx)
+        name, _ = dataset_ref(prepared, default)
+        log_dataset(client, run_id, name=name, digest=prepared.digest, source=prepared.origin or str(prepared.directory),
+                    records=prepared.records, context=ctx)
+
+
+def dataset_ref(prepared, default: str) -> tuple[str, str]:
+    """(name, digest) of a prepared split as its dataset input is logged (``default``: "train" or
+    "test" for a set without a known name): what links a metric to that dataset."""
+    return prepared.known_as or default, prepared.digest[:DATASET_DIGEST_CHARS]
 
 
 def log_metrics(uri: str, run_id: str, metrics: dict[str, float]) -> None:
@@ -222,12 +231,22 @@ def log_dataset(client: MlflowClient, run_id: str, *, name: str, digest: str, so
                 records: int, context: str) -> None:
     """Record a dataset input (MLflow's Datasets tab): its name, digest, source and size.
 
-    MLflow's digest column is short, so it holds the first 32 hex digits; the full SHA-256
-    is in the profile and in the parameter ``<context>_digest``.
+    The source is one ``mlflow.data.get_source`` resolves: an ``http`` source for a URL, a
+    ``local`` one for a path; the schema is MLflow's tensor spec (uint8 (n, 784) pixels, uint8
+    (n,) labels), which the UI's datasets drawer shows. MLflow's digest column is short, so it
+    holds the first 32 hex digits; the full SHA-256 is in the profile and in the parameter
+    ``<context>_digest``.
     """
-    ds = Dataset(name=name, digest=digest[:32], source_type="mynn", source=json.dumps({"uri": source}),
-                 schema=json.dumps({"labels": "uint8 (n,)", "pixels": "uint8 (n, 784)"}),
-                 profile=json.dumps({"num_rows": records, "sha256": digest}))
+    if source.startswith(("http://", "https://")):
+        source_type, source_json = "http", json.dumps({"url": source})
+    else:
+        path = source[len("file://"):] if source.startswith("file://") else source
+        source_type, source_json = "local", json.dumps({"uri": path})
+    schema = {"mlflow_tensorspec": {
+        "features": json.dumps([{"type": "tensor", "tensor-spec": {"dtype": "uint8", "shape": [-1, 784]}}]),
+        "targets": json.dumps([{"type": "tensor", "tensor-spec": {"dtype": "uint8", "shape": [-1]}}])}}
+    ds = Dataset(name=name, digest=digest[:DATASET_DIGEST_CHARS], source_type=source_type, source=source_json,
+                 schema=json.dumps(schema), profile=json.dumps({"num_rows": records, "sha256": digest}))
     client.log_inputs(run_id, datasets=[DatasetInput(ds, tags=[InputTag("mlflow.data.context", context)])])
 
 

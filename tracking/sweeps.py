@@ -21,8 +21,8 @@ from mlflow.entities import Metric
 from mynn.config import NetworkConfig
 from mynn.grid import Copy, Finished, Training, group_id, point_id
 from mynn.prepare import PreparedData
-from tracking import store
-from tracking.runs import closing_run, git_state, log_params, now_ms, prefect_tags, start_run
+from tracking import models, store
+from tracking.runs import closing_run, dataset_ref, git_state, log_params, now_ms, prefect_tags, start_run
 from tracking.training import Trained, logged_history
 
 TAG_KIND = "mynn.kind"
@@ -107,10 +107,11 @@ def start_trained_child(sweep: Sweep, training: Training) -> str:
     return _start_child(sweep, training.config, "trained", {TAG_EPOCHS_TRAINED: str(training.config.epochs)})
 
 
-def log_performance(uri: str, run_id: str, trained: Trained) -> None:
+def log_performance(uri: str, run_id: str, trained: Trained, data: PreparedData) -> None:
     """A trained child's score: its last epoch's test performance (a single run's evaluate task
-    logs the same number)."""
-    store.client(uri).log_batch(run_id, metrics=[Metric("performance", trained.performance, now_ms(), 0)])
+    logs the same number), linked to the child's LoggedModel and the test set."""
+    link = models.linked(trained.model_uri, dataset_ref(data.test, "test"))
+    store.client(uri).log_batch(run_id, metrics=[Metric("performance", trained.performance, now_ms(), 0, **link)])
 
 
 def trained_points(sweep: Sweep, training: Training, run_id: str, trained: Trained) -> list[PointResult]:

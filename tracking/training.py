@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 
@@ -20,7 +21,7 @@ from mynn.config import NetworkConfig
 from mynn.files import AtomicWrite
 from mynn.network import Network
 from mynn.train import EpochStats
-from tracking import store
+from tracking import models, store
 from tracking.runs import ResumeError, check_checkpoints, now_ms
 
 
@@ -33,6 +34,7 @@ class Trained:
     training_seconds: float = 0.0
     records_per_s: float = 0.0
     resumed_from_epoch: int = 0
+    model_uri: str | None = None  # models:/<model_id>: the run's MLflow 3 LoggedModel of these weights
 
     @property
     def performance(self) -> float | None:
@@ -71,8 +73,10 @@ class RunRecorder:
         return network
 
     def finish(self, network: Network, history: list[EpochStats], config: NetworkConfig, records: int,
-               task_seconds: float) -> Trained:
-        """Log the weights, ``config.json`` and the totals (over every epoch, also across a resume)."""
+               task_seconds: float, example_pixels: np.ndarray | None = None) -> Trained:
+        """Log the weights, ``config.json``, the totals (over every epoch, also across a resume)
+        and, given ``example_pixels`` ((k, 784) raw rows for the model's input example), the
+        network as the run's LoggedModel (:func:`tracking.models.log_model`)."""
         client, run_id = self.client, self.run_id
         seconds = sum(h.seconds for h in history)
         if self.start:
@@ -90,7 +94,10 @@ class RunRecorder:
                                           Metric("records_per_s", rate, ts, 0),
                                           Metric("train_task_seconds", task_seconds, ts, 0)])
         all_history = logged_history(client, run_id) if self.start else [h.to_dict() for h in history]
-        return Trained(weights, all_history, seconds, rate, self.start)
+        model_uri = None
+        if example_pixels is not None:
+            model_uri = models.log_model(client, run_id, weights, example_pixels, step=config.epochs)
+        return Trained(weights, all_history, seconds, rate, self.start, model_uri)
 
 
 class EpochLogger:

@@ -102,7 +102,7 @@ def test_a_champion_whose_weights_changed_is_refused_and_no_version_is_left(stor
     client, _, root = store
     first, first_run = _register(store, "digits", train, test)
     # replace the champion's registered weights with other (valid) weights
-    model_dir = Path(client.get_run(first_run).info.artifact_uri.removeprefix("file://")) / "model"
+    model_dir = Path(client.get_model_version("digits", "1").source.removeprefix("file://"))  # its LoggedModel's files
     weights = model_dir / Model.load(str(model_dir)).flavors["python_function"]["data"] / "weights.npz"
     Network.initial(NetworkConfig(**{**CFG.to_dict(), "seed": 7})).save(weights)
     with pytest.raises(ValueError, match=r"model 'digits' version 1: its weights .* have sha256 [0-9a-f]{64}, "
