@@ -31,8 +31,12 @@ def train_and_log(data: PreparedData, config: NetworkConfig, tracking_uri: str, 
     network = recorder.resume(config)
     train, test = datasets or data.load()
     t0 = time.perf_counter()
-    net, history = fit(config, train.pixels, train.labels, test=(test.pixels, test.labels),
-                       callback=recorder.on_epoch, network=network, start_epoch=recorder.start)
+    try:
+        net, history = fit(config, train.pixels, train.labels, test=(test.pixels, test.labels),
+                           callback=recorder.on_epoch, network=network, start_epoch=recorder.start)
+    except BaseException:
+        recorder.on_epoch.cancel()
+        raise
     return recorder.finish(net, history, config, records=len(train), task_seconds=time.perf_counter() - t0,
                            example_pixels=test.pixels[:2])
 

@@ -84,6 +84,12 @@ def test_the_whole_chain_leaves_a_complete_mlflow_run(tracking_env):
     root = {a.path for a in client.list_artifacts(run_id)}
     assert {"weights.npz", "config.json", "plots"} <= root
     assert {a.path for a in client.list_artifacts(run_id, "plots")} == {f"plots/{p}" for p in PLOTS}
+    # MLflow's own logging calls: pictures of the weights per epoch (log_image with key and step),
+    # the confusion matrix as a dict, the output layer's examples as a table
+    images = {a.path.split("/")[1] for a in client.list_artifacts(run_id, "images")}
+    for key in ("hidden_weights", "output_weights"):
+        assert {int(p.split("+")[2]) for p in images if p.startswith(f"{key}+step+") and p.endswith(".png")} == {1, 2}
+    assert {"confusion_matrix.json", "output_layer.json"} <= root
     # the model: an MLflow 3 LoggedModel, output of the run at its last epoch, with its metrics
     (output,) = run.outputs.model_outputs
     model = client.get_logged_model(output.model_id)

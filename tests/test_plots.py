@@ -236,3 +236,22 @@ def test_import_does_not_load_pyplot():
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_weight_pictures_show_each_hidden_node_as_its_own_28x28_tile_and_each_digit_as_a_row():
+    from tracking.images import hidden_weights_image, output_weights_image
+
+    rng = np.random.default_rng(0)
+    wih = rng.normal(size=(5, 784))
+    wih[3] = 0.0  # a node with no weights: mid-grey, not a division by zero
+    img = hidden_weights_image(wih)  # 5 tiles: 3 columns, 2 rows, 1-pixel gaps
+    assert img.dtype == np.uint8 and img.shape == (2 * 29 - 1, 3 * 29 - 1)
+    tile = img[0:28, 29:57].astype(float)  # node 1, scaled by its own largest magnitude
+    expected = np.clip(np.rint(127.5 + 127.5 * wih[1].reshape(28, 28) / np.abs(wih[1]).max()), 0, 255)
+    assert np.array_equal(tile, expected)
+    assert (img[29:57, 0:28] == 128).all()  # node 3
+    assert (img[28, :] == 255).all() and (img[29:, 58:] == 255).all()  # gaps and the unused sixth tile
+    who = rng.normal(size=(10, 200))
+    out = output_weights_image(who, cell=4)
+    assert out.shape == (40, 400) and (out[4:8, 0:2] == out[4, 0]).all()  # digit 1's first weight: a 4x2 block
+    assert np.argmax(out[::4, ::2].reshape(10, 200), axis=1).tolist() == np.argmax(who, axis=1).tolist()

@@ -114,7 +114,7 @@ def test_sweep_logs_parent_and_children_then_reuses_finished_points(tracking_env
     assert (m["points"], m["trained_points"], m["derived_points"], m["reused_points"]) == (4, 4, 0, 0)
     assert m["best_mean_performance"] == max(r.data.metrics["performance"] for r in points)
     root = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"summary.csv", "summary.md", "best.json", "plots"} <= root
+    assert {"summary.csv", "summary.md", "summary.json", "best.json", "plots"} <= root  # summary.json: log_table
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "plots")} == {
         "plots/performance_vs_hidden_nodes.png", "plots/performance_vs_learning_rate.png"}
     local = client.download_artifacts(parent.info.run_id, "", str(tracking_env.db.parent / "dl1"))

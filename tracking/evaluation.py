@@ -53,29 +53,36 @@ def evaluate(network: Network, test: Dataset, history: list[dict], out_dir: Path
     pred_path = out_dir / "predictions.npy"
     np.save(pred_path, predicted.astype(np.int64), allow_pickle=False)
 
-    plot_dir = out_dir / "plots"
-    plot_dir.mkdir(exist_ok=True)
     matrix = plots.confusion_matrix(test.labels, predicted)
-    plots.save_png(plots.plot_confusion_matrix(matrix), plot_dir / "confusion_matrix.png")
-    plots.save_png(plots.plot_learning_curve([h["epoch"] for h in history], [h["train_mse"] for h in history],
-                                             [h["performance"] for h in history]), plot_dir / "learning_curve.png")
-    plots.save_png(plots.plot_misclassified(test.pixels, test.labels, predicted), plot_dir / "misclassified.png")
     k = min(OUTPUT_TABLE_EXAMPLES, len(test))
-    plots.save_png(plots.plot_output_layer(outputs[:k], test.labels[:k], test.pixels[:k]),
-                   plot_dir / "output_layer.png")
+    figures = {
+        "confusion_matrix": plots.plot_confusion_matrix(matrix),
+        "learning_curve": plots.plot_learning_curve([h["epoch"] for h in history], [h["train_mse"] for h in history],
+                                                    [h["performance"] for h in history]),
+        "misclassified": plots.plot_misclassified(test.pixels, test.labels, predicted),
+        "output_layer": plots.plot_output_layer(outputs[:k], test.labels[:k], test.pixels[:k]),
+    }
     table = plots.output_layer_table(outputs[:k], test.labels[:k])
     (out_dir / "output_layer.md").write_text(table)
-    (out_dir / "confusion_matrix.json").write_text(json.dumps(matrix.tolist()))
+    output_rows = {"label": [int(v) for v in test.labels[:k]], "predicted": [int(v) for v in predicted[:k]],
+                   **{f"output_{d}": [float(v) for v in outputs[:k, d]] for d in range(10)}}
 
-    if client is not None and run_id is not None:
+    if client is None or run_id is None:  # no run: the plots as files beside the network
+        for name, fig in figures.items():
+            plots.save_png(fig, out_dir / "plots" / f"{name}.png")
+        (out_dir / "confusion_matrix.json").write_text(json.dumps(matrix.tolist()))
+    else:
         ts = now_ms()
         link = models.linked(model_uri, dataset)
         metrics = [Metric("performance", performance, ts, 0, **link)]
         metrics += [Metric(f"accuracy_digit/{d}", float(a), ts, 0, **link) for d, a in enumerate(per_class)
                     if np.isfinite(a)]
         client.log_batch(run_id, metrics=metrics)
-        client.log_artifacts(run_id, str(plot_dir), "plots")
-        for name in ("output_layer.md", "confusion_matrix.json", "predictions.npy"):
+        for name, fig in figures.items():  # MLflow's own calls: figures, a dict, a table
+            client.log_figure(run_id, fig, f"plots/{name}.png", save_kwargs={"dpi": plots.DPI})
+        client.log_dict(run_id, {"labels": list(range(10)), "matrix": matrix.tolist()}, "confusion_matrix.json")
+        client.log_table(run_id, output_rows, "output_layer.json")
+        for name in ("output_layer.md", "predictions.npy"):
             client.log_artifact(run_id, str(out_dir / name))
     return Evaluation(performance, [float(a) for a in per_class], len(test), pred_path)
 

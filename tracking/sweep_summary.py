@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -58,13 +57,15 @@ def log_summary(uri: str, experiment_id: str, parent_run_id: str, results: list[
     best_name = best_key[1].run_name().replace("-s0", "", 1) + f" ({best_key[0]})"  # keeps -f32, -b8sum, -exact
     client = store.client(uri)
     client.set_tag(parent_run_id, "mynn.best_point", best_name)
+    rows = [r.row() for r in results]
+    client.log_table(parent_run_id, {k: [row[k] for row in rows] for k in rows[0]}, "summary.json")  # a table in the UI
+    client.log_dict(parent_run_id, {"point": best_name, "mean_performance": best_mean,
+                                    "runs": [p.run_id for p in best]}, "best.json")
     with tempfile.TemporaryDirectory() as tmp:
         tmpd = Path(tmp)
         (tmpd / "summary.csv").write_text(csv_text)
         (tmpd / "summary.md").write_text(md)
-        (tmpd / "best.json").write_text(json.dumps({"point": best_name, "mean_performance": best_mean,
-                                                    "runs": [p.run_id for p in best]}, indent=2))
-        for name in ("summary.csv", "summary.md", "best.json"):
+        for name in ("summary.csv", "summary.md"):
             client.log_artifact(parent_run_id, str(tmpd / name))
         varied = [f for f in NetworkConfig.__dataclass_fields__ if f != "seed"
                   and len({getattr(r.config, f) for r in results}) > 1]
@@ -73,9 +74,8 @@ def log_summary(uri: str, experiment_id: str, parent_run_id: str, results: list[
             comp = compare.compare(client, [experiment_id], "performance", f,
                                    f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
                                    others[0] if len(others) == 1 else None)
-            png = plots.save_png(comp.figure(title=f"performance vs {f}", log_x=f == "learning_rate"),
-                                 tmpd / f"performance_vs_{f}.png")
-            client.log_artifact(parent_run_id, str(png), "plots")
+            client.log_figure(parent_run_id, comp.figure(title=f"performance vs {f}", log_x=f == "learning_rate"),
+                              f"plots/performance_vs_{f}.png", save_kwargs={"dpi": plots.DPI})
     return {"points": len(results), **counts, "best_point": best_name, "best_mean_performance": best_mean,
             "training_seconds_total": training_seconds, "wall_seconds": wall, "summary_markdown": md}
 

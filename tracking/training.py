@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from mynn.config import NetworkConfig
 from mynn.files import AtomicWrite
 from mynn.network import Network
 from mynn.train import EpochStats
-from tracking import models, store
+from tracking import images, models, store
 from tracking.runs import ResumeError, check_checkpoints, now_ms
 
 
@@ -78,6 +79,7 @@ class RunRecorder:
         and, given ``example_pixels`` ((k, 784) raw rows for the model's input example), the
         network as the run's LoggedModel (:func:`tracking.models.log_model`)."""
         client, run_id = self.client, self.run_id
+        self.on_epoch.wait()
         seconds = sum(h.seconds for h in history)
         if self.start:
             seconds = sum({m.step: m.value for m in client.get_metric_history(run_id, "epoch_seconds")
@@ -109,11 +111,16 @@ class EpochLogger:
     stats file, from which a resumed run logs the metrics the stopped one did not get to
     (:func:`log_missing_checkpoint_metrics`). A checkpoint that cannot be written takes its
     stats file with it.
+
+    The epoch's pictures of the weights (:mod:`tracking.images`) are logged by a thread of their
+    own while the next epoch trains; :meth:`wait` waits for them (and raises their error).
     """
 
     def __init__(self, client: MlflowClient, run_id: str, checkpoint_dir: Path, log=None):
         self.client, self.run_id, self.checkpoint_dir = client, run_id, Path(checkpoint_dir)
         self.log = log
+        self._images: list[Future] = []
+        self._pool: ThreadPoolExecutor | None = None
 
     def __call__(self, stats: EpochStats, network: Network) -> None:
         path = self.checkpoint_dir / f"epoch-{stats.epoch:03d}.npz"
@@ -124,10 +131,32 @@ class EpochLogger:
             path.with_suffix(".json").unlink(missing_ok=True)
             raise
         log_epoch_metrics(self.client, self.run_id, stats.to_dict())
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="mynn-images")
+        self._images.append(self._pool.submit(images.log_weight_images, self.client, self.run_id, network.copy(),
+                                              stats.epoch))
         if self.log is not None:
             perf = "" if stats.performance is None else f", performance {stats.performance:.4f}"
             self.log(f"epoch {stats.epoch}: train_mse {stats.train_mse:.5f}{perf}, "
                      f"{stats.records_per_s:,.0f} records/s")
+
+
+    def wait(self) -> None:
+        """Wait until every epoch's pictures are logged; the first error, if any, is raised."""
+        pending, self._images = self._images, []
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        for future in pending:
+            future.result()
+
+    def cancel(self) -> None:
+        """Training failed or was stopped: drop the pictures not yet logged (the failure is what
+        the caller raises; the one being logged is let finish)."""
+        self._images = []
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 def log_epoch_metrics(client: MlflowClient, run_id: str, stats: dict) -> None:
