@@ -20,7 +20,7 @@ from flows.runners import DEFAULT_WORKERS
 from flows.sweeping import prepare_data, run_points, start_sweep
 from mynn.experiments import book_points
 from mynn.sources import redact_url
-from tracking.runs import closing_run, log_metrics
+from tracking.runs import SYSTEM_METRICS_SECONDS, closing_run, log_metrics
 from tracking.store import ensure_experiment, tracking_uri
 from tracking.sweep_summary import log_report, log_summary
 
@@ -55,7 +55,7 @@ def reproduce_flow(
         "small_train_digest": small.train.digest, "points": n})
     small_sweep = sweep.with_data(small)
     log.info(f"{name}: {n} points; parent run {sweep.parent_run_id}: {url}")
-    with closing_run(uri, sweep.parent_run_id):
+    with closing_run(uri, sweep.parent_run_id, system_metrics_seconds=SYSTEM_METRICS_SECONDS):
         results = run_points([(sweep, points[full.label]), (small_sweep, points["small"])])
         summary = log_summary(uri, experiment_id, sweep.parent_run_id, results, t0)
         md = log_report(uri, sweep.parent_run_id, results, full.label,

@@ -20,7 +20,7 @@ from flows.runners import DEFAULT_WORKERS
 from flows.sweeping import prepare_data, run_points, start_sweep
 from mynn.sources import redact_url
 from mynn.grid import expand
-from tracking.runs import closing_run
+from tracking.runs import SYSTEM_METRICS_SECONDS, closing_run
 from tracking.store import ensure_experiment, tracking_uri
 from tracking.sweep_summary import log_summary
 
@@ -46,7 +46,7 @@ def sweep_flow(
         "grid": json.dumps(values)[:6000], "source": redact_url(source), "data": data.label,
         "train_digest": data.train.digest, "test_digest": data.test.digest, "points": len(configs)})
     get_run_logger().info(f"sweep {name}: {len(configs)} point(s), parent run {sweep.parent_run_id}: {url}")
-    with closing_run(uri, sweep.parent_run_id):
+    with closing_run(uri, sweep.parent_run_id, system_metrics_seconds=SYSTEM_METRICS_SECONDS):
         results = run_points([(sweep, configs)])
         summary = log_summary(uri, experiment_id, sweep.parent_run_id, results, t0)
     artifacts.link(url, f"MLflow parent run {name}", key="mlflow-sweep")

@@ -17,7 +17,7 @@ from flows import artifacts, tasks
 from flows.params import Alias, Alpha, ExperimentName, ModelName, Promotion, TrainConfig, to_network_config
 from mynn import paths
 from mynn.sources import redact_url
-from tracking.runs import closing_run, describe_run, log_metrics, open_run
+from tracking.runs import SYSTEM_METRICS_SECONDS, closing_run, describe_run, log_metrics, open_run
 from tracking.store import DEFAULT_EXPERIMENT, tracking_uri
 
 
@@ -61,7 +61,7 @@ def train_flow(
                                     flow_run_id=fr_id, flow_run_url=fr_url)
     log.info(f"{'resuming ' if resumed else ''}MLflow run {run_id} ({cfg.run_name()}) in {redact_url(uri)}: {url}")
     artifacts.link(url, f"MLflow run {cfg.run_name()}", key="mlflow-run")
-    with closing_run(uri, run_id):
+    with closing_run(uri, run_id, system_metrics_seconds=SYSTEM_METRICS_SECONDS):
         data = tasks.preprocess(tasks.download(source))
         tasks.log_data(data, uri, run_id)
         trained = tasks.train(data, cfg, uri, run_id)

@@ -78,6 +78,8 @@ def test_the_whole_chain_leaves_a_complete_mlflow_run(tracking_env):
     last_epoch = {m.step: m.value for m in client.get_metric_history(run_id, "epoch_performance")}[2]
     assert metrics["performance"] == last_epoch  # the evaluated network is the last epoch's
     assert 0.0 <= metrics["performance"] <= 1.0
+    assert 0.0 <= metrics["system/cpu_utilization_percentage"] <= 100.0  # MLflow's system metrics (sampled at once)
+    assert metrics["system/system_memory_usage_megabytes"] > 0
     assert metrics["training_seconds"] > 0 and metrics["records_per_s"] > 0
 
     # artifacts

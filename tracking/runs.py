@@ -26,6 +26,8 @@ from mynn.prepare import PreparedData
 from tracking import store
 from tracking.owner import TAG_HOST, TAG_PID, owner_state, owner_tags
 
+#: How often a single run or a sweep's parent samples MLflow's system metrics (CPU, memory, disk, network).
+SYSTEM_METRICS_SECONDS = 5.0
 DATASET_DIGEST_CHARS = 32  # of a dataset input's digest (MLflow's digest column is short)
 
 TAG_PREFECT_FLOW_RUN_ID = "prefect.flow_run_id"
@@ -268,8 +270,28 @@ def end_run(client: MlflowClient, run_id: str, status: str) -> None:
 
 
 @contextmanager
-def closing_run(uri: str, run_id: str) -> Iterator[str]:
-    """Ends the run FINISHED on success, FAILED on an exception, KILLED on Ctrl-C or SIGTERM.
+def system_metrics(uri: str, run_id: str, seconds: float | None) -> Iterator[None]:
+    """MLflow's system metrics (``system/cpu_utilization_percentage``, memory, disk, network),
+    sampled every ``seconds`` on run ``run_id`` by MLflow's monitor thread while the block runs
+    (nothing with ``seconds=None``). The machine's, not the process's: a sweep parent's samples
+    include its workers."""
+    if not seconds:
+        yield
+        return
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    monitor = SystemMetricsMonitor(run_id, sampling_interval=seconds, resume_logging=True, tracking_uri=uri)
+    monitor.start()
+    try:
+        yield
+    finally:
+        monitor.finish()  # (its last samples are logged before the run ends)
+
+
+@contextmanager
+def closing_run(uri: str, run_id: str, system_metrics_seconds: float | None = None) -> Iterator[str]:
+    """Ends the run FINISHED on success, FAILED on an exception, KILLED on Ctrl-C or SIGTERM;
+    with ``system_metrics_seconds``, MLflow's system metrics are sampled meanwhile (:func:`system_metrics`).
 
     SIGTERM is turned into an exception for the duration (main thread only), so the
     ``finally`` clauses of the work run and the run never stays RUNNING.
@@ -281,7 +303,8 @@ def closing_run(uri: str, run_id: str) -> Iterator[str]:
             raise KeyboardInterrupt(f"signal {signum}")
         previous = signal.signal(signal.SIGTERM, on_term)
     try:
-        yield run_id
+        with system_metrics(uri, run_id, system_metrics_seconds):
+            yield run_id
     except (KeyboardInterrupt, SystemExit) as exc:
         client.set_tag(run_id, "mynn.failure", f"{type(exc).__name__}: {exc}"[:5000])
         end_run(client, run_id, RunStatus.to_string(RunStatus.KILLED))
