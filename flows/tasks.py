@@ -22,10 +22,23 @@ from mynn import paths
 from mynn.config import NetworkConfig
 from mynn.grid import Training
 from mynn.prepare import PreparedData, prepare_fetched
-from tracking import evaluation, registry, runs, sweeps
+from tracking import evaluation, registry, runs, store, sweeps
 from tracking.training import Trained
 from flows import training
 from flows.params import Alias, Alpha, ModelName, Promotion
+
+
+def _transient_failure(task, task_run, state) -> bool:
+    """Prefect's retry condition: retry only what a later attempt may cure (the network, the
+    tracking server: :func:`tracking.store.is_transient`), never bad input."""
+    return store.is_transient(state.result(raise_on_failure=False))
+
+
+#: Steps that talk to the network or the tracking server retry (after MLflow's and the
+#: downloader's own retries ran out), safely: the download cache is keyed by content, dataset
+#: inputs and parameters are logged the same again, and a registration already decided for the
+#: run is returned instead of making a second version (tracking.registry.register).
+RETRY = {"retries": 2, "retry_delay_seconds": [2, 10], "retry_condition_fn": _transient_failure}
 
 
 def _logger():
@@ -37,7 +50,7 @@ def _logger():
         return logging.getLogger("mynn")
 
 
-@task(name="download", cache_policy=NO_CACHE)
+@task(name="download", cache_policy=NO_CACHE, **RETRY)
 def download(source: str | Source = "shipped", cache_dir: str | None = None) -> FetchResult:
     """Fetch mnist_train/mnist_test (plain or .gz) of ``source`` into the digest-keyed cache
     (:func:`mynn.fetch.fetch`): "shipped", "shipped-small", "book", a folder, a file:// or an
@@ -74,7 +87,7 @@ def preprocess(fetched: FetchResult, cache_dir: str | None = None, train_records
     return data
 
 
-@task(name="log-data", cache_policy=NO_CACHE)
+@task(name="log-data", cache_policy=NO_CACHE, **RETRY)
 def log_data(data: PreparedData, tracking_uri: str, run_id: str) -> None:
     """Record the data's source, digests, files and both datasets on the run (tracking.runs.log_data)."""
     runs.log_data(tracking_uri, run_id, data)
@@ -105,7 +118,7 @@ def evaluate(trained: Trained, data: PreparedData, tracking_uri: str, run_id: st
     return result
 
 
-@task(name="register", cache_policy=NO_CACHE)
+@task(name="register", cache_policy=NO_CACHE, **RETRY)
 def register(trained: Trained, data: PreparedData, performance: float, tracking_uri: str, run_id: str,
              model_name: ModelName = "mynn", alias: Alias = "champion", promotion: Promotion = "mcnemar",
              alpha: Alpha = 0.05) -> registry.Registration:

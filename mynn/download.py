@@ -214,7 +214,7 @@ def download(url: str, name: str, expected: str | None, cache: Path,
                 raise FetchError(f"{url}: {_describe(e)}", url) from e
             if attempt + 1 == attempts:
                 raise FetchError(f"{url}: giving up after {attempts} attempts: {_describe(e)}",
-                                 url) from e
+                                 url, transient=True) from e
             time.sleep(opts.backoff * 2**attempt)
     raise AssertionError("unreachable")
 

@@ -44,11 +44,13 @@ def is_sha256(text: str) -> bool:
 
 
 class FetchError(Exception):
-    """A file could not be fetched (``url`` names it when known)."""
+    """A file could not be fetched (``url`` names it when known); ``transient``: the server or
+    the network failed in a way a later attempt may not (retried here until the retries ran out)."""
 
-    def __init__(self, message: str, url: str | None = None) -> None:
+    def __init__(self, message: str, url: str | None = None, transient: bool = False) -> None:
         super().__init__(message)
         self.url = url
+        self.transient = transient
 
 
 class DigestMismatchError(FetchError):

@@ -141,6 +141,29 @@ def _version_description(performance: float, records: int, test_digest: str, dec
             f"\n\n{decision[0].upper()}{decision[1:]}{run}")
 
 
+def _decided_version(client: MlflowClient, model_name: str, run_id: str, alias: str) -> Registration | None:
+    """The registration already made of run ``run_id`` under ``model_name`` (a version with its
+    decision recorded), rebuilt from the version's tags; None if there is none."""
+    quote = '"' if "'" in model_name else "'"
+    try:
+        versions = client.search_model_versions(f"name = {quote}{model_name}{quote} and run_id = '{run_id}'")
+    except MlflowException:  # (no such model yet)
+        return None
+    for mv in sorted(versions, key=lambda v: int(v.version)):
+        tags = mv.tags or {}
+        if "mynn.promotion" not in tags or tags.get("mynn.run_id") != run_id:
+            continue
+        decision, _, reason = tags["mynn.promotion"].partition(": ")
+
+        def num(key, kind=float):
+            return kind(tags[key]) if key in tags else None
+        return Registration(model_name, str(mv.version), alias, decision == "promoted", reason, float(tags["performance"]),
+                            tags.get("champion_version"), num("champion_performance"), p_value=num("p_value"),
+                            b=num("mcnemar_b", int), c=num("mcnemar_c", int), rule=tags.get("rule", "mcnemar"),
+                            alpha=num("alpha") or DEFAULT_ALPHA)
+    return None
+
+
 def _fmt(value) -> str:
     return "none" if value is None else repr(value) if isinstance(value, float) else str(value)
 
@@ -196,6 +219,9 @@ def register(client: MlflowClient, run_id: str, model_name: str, model_uri: str,
         raise ValueError(f"register: performance {performance!r} given, but the new model scores {new_perf!r} "
                          f"on the {len(test_labels)} test records given")
 
+    done = _decided_version(client, model_name, run_id, alias)
+    if done is not None:  # a retry of a registration that completed: not a second version
+        return done
     try:
         client.create_registered_model(model_name, description="The network of 'Make Your Own Neural Network' (mynn)")
     except MlflowException as exc:

@@ -33,6 +33,30 @@ class TrackingUnavailableError(RuntimeError):
     """The tracking store cannot be reached; the message names its address."""
 
 
+def is_transient(exc: BaseException) -> bool:
+    """Whether another attempt later may succeed where ``exc`` failed: a download that failed on
+    the network or the server's side (:class:`mynn.sources.FetchError` with ``transient``), the
+    tracking server unreachable or failing (connection errors, timeouts, HTTP 5xx after MLflow's
+    own retries). Not bad input, a wrong digest, a 404 or a refused request."""
+    import requests
+
+    from mynn.sources import FetchError
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, FetchError):
+            return exc.transient
+        if isinstance(exc, (TrackingUnavailableError, requests.ConnectionError, requests.Timeout, ConnectionError,
+                            TimeoutError)):
+            return True
+        if isinstance(exc, MlflowException) and ("Max retries exceeded" in str(exc) or exc.get_http_status_code() >= 500
+                                                 and "API request" in str(exc)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def tracking_uri() -> str:
     """``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<project>/mlflow.db`` (mynn.paths.home)."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{paths.home() / 'mlflow.db'}"
