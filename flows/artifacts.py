@@ -24,6 +24,23 @@ def current_flow_run() -> tuple[str | None, str | None]:
     return str(flow_run.id), (str(flow_run.ui_url) if flow_run.ui_url else None)
 
 
+def rename_flow_run(name: str) -> None:
+    """Give the current flow run ``name`` (its MLflow parent run's name), when it has none of
+    its own: a name typed in the Run form is kept, a generated one ("adjective-animal") replaced."""
+    if not flow_run.id:
+        return
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        if _generated(client.read_flow_run(flow_run.id).name):
+            client.update_flow_run(flow_run.id, name=name)
+
+
+def _generated(name: str | None) -> bool:
+    """Whether a flow run name looks like Prefect's generated "adjective-animal"."""
+    return bool(name) and name.count("-") == 1 and name.replace("-", "").isalpha() and name.islower()
+
+
 def link(url: str, text: str, key: str) -> None:
     create_link_artifact(link=url, link_text=text, key=key, description="The MLflow run of this flow run")
 

@@ -59,7 +59,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
         summary = train_flow(config=args.config, source=args.source,
                               model_name=args.model_name, experiment=args.experiment, alias=args.alias,
-                              promotion=args.promotion, alpha=args.alpha, resume=args.resume)
+                              promotion=args.promotion, alpha=args.alpha, resume=args.resume or "")
         print(json.dumps(summary, indent=2))
     elif cmd in ("sweep", "reproduce"):
         from flows.reproduce import reproduce_flow

@@ -30,7 +30,8 @@ def start_sweep(uri: str, experiment_id: str, name: str, kind: str, data: Prepar
     fr_id, fr_url = current_flow_run()
     code = code_digest()
     parent = sweeps.start_parent(uri, experiment_id, name, kind, {**params, "code_version": code}, fr_id, fr_url)
-    return sweeps.Sweep(uri, experiment_id, parent, data, code, fr_id), run_ui_url(uri, experiment_id, parent)
+    artifacts.rename_flow_run(name)  # one name for the job in both UIs
+    return sweeps.Sweep(uri, experiment_id, parent, data, code, fr_id, fr_url), run_ui_url(uri, experiment_id, parent)
 
 
 def run_points(point_sets: list[tuple[sweeps.Sweep, list[NetworkConfig]]]) -> list[sweeps.PointResult]:

@@ -8,7 +8,6 @@ Ctrl-C or SIGTERM); nothing is registered from a run that did not pass evaluatio
 from __future__ import annotations
 
 import time
-from typing import Optional
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
@@ -34,7 +33,7 @@ def train_flow(
     alias: Alias = "champion",
     promotion: Promotion = "mcnemar",
     alpha: Alpha = 0.05,
-    resume: Optional[str] = None,
+    resume: str = "",
 ) -> dict:
     """Train the book's network on MNIST and track everything in MLflow.
 
@@ -42,14 +41,16 @@ def train_flow(
         config: The network and its training (hidden nodes, learning rate, epochs, seed, options).
         source: Where the data comes from: shipped, shipped-small (the book's 100/10 subsets), book,
             a folder, or a file:// or http(s):// base URL holding mnist_train/mnist_test .csv[.gz].
-        model_name: The registered model's name in MLflow.
+        model_name: The registered model's name in MLflow: letters, digits, ".", "_" and "-", starting
+            with a letter or digit, at most 200 characters.
         experiment: The MLflow experiment of the run.
-        alias: The alias that moves to a new version only if it is better than the current one.
+        alias: The alias that moves to a new version only if it is better than the current one: a letter,
+            then letters, digits, "_" and "-", at most 100 characters; not "latest" or "v<number>".
         promotion: When the alias moves: "mcnemar" (right on more test records than the champion and
             McNemar's one-sided mid-p below alpha) or "at-least" (performance at least the champion's).
-        alpha: Significance level of the "mcnemar" rule.
-        resume: The MLflow run id of an interrupted run of this config, to continue from its last
-            epoch checkpoint.
+        alpha: Significance level of the "mcnemar" rule: more than 0, less than 1.
+        resume: Empty for a new run; or the MLflow run id of an interrupted run of this config, to
+            continue from its last epoch checkpoint.
 
     Returns a summary: run id and URL, performance, model version, and whether the alias moved.
     """

@@ -84,6 +84,13 @@ def test_sweep_logs_parent_and_children_then_reuses_finished_points(tracking_env
     table = by_key["sweep-points"].data
     table = json.loads(table) if isinstance(table, str) else table
     assert sorted((r["hidden_nodes"], r["learning_rate"]) for r in table) == [(10, 0.1), (10, 0.3), (20, 0.1), (20, 0.3)]
+    # one name for the job in both UIs; links both ways; descriptions in MLflow
+    with get_client(sync_client=True) as prefect:
+        fr = prefect.read_flow_run(parent.data.tags["prefect.flow_run_id"])
+    assert fr.name == parent.info.run_name == parent.data.tags["mlflow.runName"]
+    prefect_url = parent.data.tags["prefect.flow_run_url"]
+    assert prefect_url.endswith(str(fr.id))
+    assert "Best: **" in parent.data.tags["mlflow.note.content"] and prefect_url in parent.data.tags["mlflow.note.content"]
 
     points = client.search_runs([exp_id], filter_string="tags.`mynn.kind` = 'point'")
     assert len(points) == 4
@@ -93,6 +100,12 @@ def test_sweep_logs_parent_and_children_then_reuses_finished_points(tracking_env
         assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert run.info.status == "FINISHED", run.info.run_name
         assert run.data.tags["mynn.origin"] == "trained"
+        assert run.data.tags["prefect.flow_run_url"] == prefect_url
+        note = run.data.tags["mlflow.note.content"]
+        assert parent.info.run_id in note and prefect_url in note and "trained in this run" in note
+        (output,) = run.outputs.model_outputs  # its LoggedModel, with the performance measured on the test set
+        assert {m.key: m.value for m in client.get_logged_model(output.model_id).metrics} == {
+            "performance": run.data.metrics["performance"]}
         assert len(run.data.tags["mynn.point_id"]) >= 16 and "point_id" not in run.data.params  # a tag: not compared
         assert run.data.tags["mynn.epochs_trained"] == "1"
         assert 0.0 <= run.data.metrics["performance"] <= 1.0

@@ -57,6 +57,11 @@ def log_summary(uri: str, experiment_id: str, parent_run_id: str, results: list[
     best_name = best_key[1].run_name().replace("-s0", "", 1) + f" ({best_key[0]})"  # keeps -f32, -b8sum, -exact
     client = store.client(uri)
     client.set_tag(parent_run_id, "mynn.best_point", best_name)
+    prefect = client.get_run(parent_run_id).data.tags.get("prefect.flow_run_url")
+    client.set_tag(parent_run_id, "mlflow.note.content", (  # the run's description in the MLflow UI
+        f"Best: **{best_name}**, mean performance {best_mean:.4f}; {len(results)} points ({counts['trained']} "
+        f"trained, {counts['derived']} derived, {counts['reused']} reused), {wall:.0f} s."
+        + (f" Prefect: [the flow run]({prefect})." if prefect else "") + f"\n\n{md}"))
     rows = [r.row() for r in results]
     client.log_table(parent_run_id, {k: [row[k] for row in rows] for k in rows[0]}, "summary.json")  # a table in the UI
     client.log_dict(parent_run_id, {"point": best_name, "mean_performance": best_mean,

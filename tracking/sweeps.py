@@ -66,6 +66,7 @@ class Sweep:
     data: PreparedData
     code: str  # mynn.grid.code_digest() of the code that trains
     flow_run_id: str | None = None  # the sweep's Prefect flow run, so `mynn reconcile` can close children
+    flow_run_url: str | None = None  # its page in the Prefect UI (a link on every child)
 
     def with_data(self, data: PreparedData) -> Sweep:
         """The same parent, children on other data (the reproduction's 100/10 run)."""
@@ -92,7 +93,8 @@ def _start_child(sweep: Sweep, config: NetworkConfig, origin: str, extra_tags: d
     pid, gid = sweep.ids(config)
     label = sweep.data.label
     tags = {TAG_KIND: "point", TAG_POINT: pid, TAG_GROUP: gid, TAG_ORIGIN: origin, "mynn.data": label,
-            "mynn.code_version": sweep.code, **prefect_tags(sweep.flow_run_id), **(extra_tags or {})}
+            "mynn.code_version": sweep.code, **prefect_tags(sweep.flow_run_id, sweep.flow_run_url),
+            "mlflow.note.content": _child_description(sweep, origin), **(extra_tags or {})}
     name = config.run_name() + ("" if label == "full" else f"-{label}")
     client = store.client(sweep.tracking_uri)
     run_id = start_run(client, sweep.experiment_id, config, run_name=name, parent_run_id=sweep.parent_run_id,
@@ -100,6 +102,20 @@ def _start_child(sweep: Sweep, config: NetworkConfig, origin: str, extra_tags: d
     # the point id (a hash) is a tag, not a parameter: MLflow's run comparison shows every parameter
     log_params(client, run_id, {"data": label, "code_version": sweep.code})
     return run_id
+
+
+def _child_description(sweep: Sweep, origin: str) -> str:
+    """A child's description in the MLflow UI: what it is, with links to its parent and its
+    Prefect flow run (and to the run its numbers come from, for a derived or reused point)."""
+    parent = store.run_ui_url(sweep.tracking_uri, sweep.experiment_id, sweep.parent_run_id)
+    kind, _, source = origin.partition(":")
+    how = {"trained": "trained in this run",
+           "derived": f"derived from the epochs of [run {source[:8]}]"
+                      f"({store.run_ui_url(sweep.tracking_uri, sweep.experiment_id, source)})",
+           "reused": f"reused from the finished [run {source[:8]}]"
+                     f"({store.run_ui_url(sweep.tracking_uri, sweep.experiment_id, source)})"}.get(kind, origin)
+    prefect = f" Prefect: [its flow run]({sweep.flow_run_url})." if sweep.flow_run_url else ""
+    return f"A point of the sweep [{sweep.parent_run_id[:8]}]({parent}) on data {sweep.data.label}: {how}.{prefect}"
 
 
 def start_trained_child(sweep: Sweep, training: Training) -> str:
