@@ -9,7 +9,7 @@ from __future__ import annotations
 from prefect import get_run_logger
 from prefect.futures import as_completed
 
-from flows import artifacts, tasks
+from flows import artifacts, progress, tasks
 from flows.artifacts import current_flow_run
 from flows.runners import workers_reach_this_api
 from mynn.grid import code_digest, plan_points
@@ -50,13 +50,14 @@ def run_points(point_sets: list[tuple[sweeps.Sweep, list[NetworkConfig]]]) -> li
         log.info(f"{sweep.data.label}: {len(plan.copies)} point(s) reused or derived from earlier runs; "
                  f"{len(plan.trainings)} training(s) to run")
     jobs.sort(key=lambda job: -job[1].config.hidden_nodes * job[1].config.epochs)  # the pool finishes together
-    with workers_reach_this_api():
+    with workers_reach_this_api(), progress.bar("sweep", len(jobs), "trainings") as terminal:
         futures = [tasks.train_points.submit(sweep, training) for sweep, training in jobs]
         bar = artifacts.progress(len(futures))
         finished: dict[int, list] = {}
         errors = []
         index = {id(fut): i for i, fut in enumerate(futures)}
         for done, fut in enumerate(as_completed(futures), start=1):  # reported as they finish
+            terminal.advance()
             try:
                 finished[index[id(fut)]] = fut.result()
                 best = finished[index[id(fut)]][-1]

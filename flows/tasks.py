@@ -10,6 +10,7 @@ Each is also testable without an orchestrator through ``task.fn(...)``.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 from prefect import get_run_logger, task
@@ -24,7 +25,7 @@ from mynn.grid import Training
 from mynn.prepare import PreparedData, prepare_fetched
 from tracking import evaluation, registry, runs, store, sweeps
 from tracking.training import Trained
-from flows import training
+from flows import progress, training
 from flows.params import Alias, Alpha, ModelName, Promotion
 
 
@@ -57,15 +58,20 @@ def download(source: str | Source = "shipped", cache_dir: str | None = None) -> 
     http(s):// base URL. Credentials in a URL are sent, never recorded or returned."""
     log = _logger()
     last: dict[str, int] = {}
+    bars: dict[str, progress.Bar] = {}
 
-    def progress(name: str, done: int, total: int | None) -> None:
+    def report(name: str, done: int, total: int | None) -> None:
+        if name not in bars:  # a terminal bar per file (drawn only on a terminal), and a log line per 10 %
+            bars[name] = stack.enter_context(progress.bar(f"download {name}", total, "B"))
+        bars[name].update(done, total)
         step = 10 * done // total if total else done // (10 << 20)
         if last.get(name) != step:
             last[name] = step
             log.info(f"download {name}: {done / 1e6:.1f} MB" + (f" of {total / 1e6:.1f} MB" if total else ""))
 
     src = source if isinstance(source, Source) else resolve_source(source)
-    result = fetch(src, cache_dir or paths.cache_dir(), progress=progress if src.remote else None)
+    with contextlib.ExitStack() as stack:
+        result = fetch(src, cache_dir or paths.cache_dir(), progress=report if src.remote else None)
     for f in (result.train, result.test):
         state = "from the cache, nothing read" if f.bytes_transferred == 0 else f"{f.bytes_transferred:,} bytes read"
         log.info(f"{f.split}: {f.origin} -> {f.path} ({state}, sha256 {f.sha256[:12]}, "
@@ -100,7 +106,9 @@ def train(data: PreparedData, config: NetworkConfig, tracking_uri: str, run_id: 
     interrupted run from its last checkpoint (flows.training.train_and_log). What evaluation
     and registration import loads meanwhile, on the other core (tracking.evaluation.prefetch)."""
     evaluation.prefetch()
-    return training.train_and_log(data, config, tracking_uri, run_id, run_dir, log=_logger().info)
+    with progress.bar(f"train {config.run_name()}", config.epochs, "epochs") as bar:
+        return training.train_and_log(data, config, tracking_uri, run_id, run_dir, log=_logger().info,
+                                      on_epoch=bar.update)
 
 
 @task(name="train-points", cache_policy=NO_CACHE)

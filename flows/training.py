@@ -23,17 +23,26 @@ from tracking.training import RunRecorder, Trained
 
 
 def train_and_log(data: PreparedData, config: NetworkConfig, tracking_uri: str, run_id: str,
-                  run_dir: str | Path | None = None, log=None, datasets: tuple[Dataset, Dataset] | None = None) -> Trained:
+                  run_dir: str | Path | None = None, log=None, datasets: tuple[Dataset, Dataset] | None = None,
+                  on_epoch=None) -> Trained:
     """Train ``config`` on ``data`` inside MLflow run ``run_id`` (files in ``run_dir``, by
     default ``<runs dir>/<run id>``); resumes from the run's checkpoints if it has any.
-    ``datasets``: ``data.load()`` if the caller has loaded it already."""
+    ``datasets``: ``data.load()`` if the caller has loaded it already; ``on_epoch(epoch)``: called
+    after each epoch is recorded (and once with the epoch a resumed run starts from)."""
     recorder = RunRecorder(tracking_uri, run_id, Path(run_dir) if run_dir else paths.runs_dir() / run_id, log=log)
     network = recorder.resume(config)
     train, test = datasets or data.load()
     t0 = time.perf_counter()
+
+    def record(stats, net):
+        recorder.on_epoch(stats, net)
+        if on_epoch is not None:
+            on_epoch(stats.epoch)
+    if on_epoch is not None and recorder.start:
+        on_epoch(recorder.start)
     try:
         net, history = fit(config, train.pixels, train.labels, test=(test.pixels, test.labels),
-                           callback=recorder.on_epoch, network=network, start_epoch=recorder.start)
+                           callback=record, network=network, start_epoch=recorder.start)
     except BaseException:
         recorder.on_epoch.cancel()
         raise

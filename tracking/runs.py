@@ -278,8 +278,11 @@ def system_metrics(uri: str, run_id: str, seconds: float | None) -> Iterator[Non
     if not seconds:
         yield
         return
+    import logging
+
     from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # (no start/stop lines per run)
     monitor = SystemMetricsMonitor(run_id, sampling_interval=seconds, resume_logging=True, tracking_uri=uri)
     monitor.start()
     try:
