@@ -111,6 +111,9 @@ def test_the_whole_chain_leaves_a_complete_mlflow_run(tracking_env):
     # tags: the Prefect flow run that made it, and the code version
     tags = run.data.tags
     assert tags["mlflow.source.git.commit"] == commit
+    assert (tags["mlflow.source.name"], tags["mlflow.source.type"]) == ("mynn train", "JOB")  # the UI's Source
+    import getpass
+    assert tags["mlflow.user"] == getpass.getuser()  # the UI's Created by
     flow_run_id = uuid.UUID(tags["prefect.flow_run_id"])
     with get_client(sync_client=True) as prefect:
         flow_run = prefect.read_flow_run(flow_run_id)

@@ -6,6 +6,7 @@ thread's or process's "active run", so parallel children log safely.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import signal
 import socket
@@ -40,6 +41,17 @@ def prefect_tags(flow_run_id: str | None, flow_run_url: str | None = None) -> di
     if flow_run_id and flow_run_url:
         tags[TAG_PREFECT_FLOW_RUN_URL] = flow_run_url
     return tags
+
+
+def source_tags(kind: str) -> dict[str, str]:
+    """MLflow's Source and Created by: what made the run (``mynn <kind>``, a job) and the user."""
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # (a uid without a name, in some containers)
+        user = str(os.getuid())
+    return {"mlflow.source.name": f"mynn {kind}", "mlflow.source.type": "JOB", "mlflow.user": user}
 
 
 def git_state() -> dict[str, str]:
@@ -84,6 +96,7 @@ def start_run(client: MlflowClient, experiment_id: str, config: NetworkConfig, *
         all_tags["mlflow.parentRunId"] = parent_run_id
     all_tags.update(owner_tags())
     all_tags.update(tags or {})
+    all_tags = {**source_tags(all_tags["mynn.kind"]), **all_tags}
     run = client.create_run(experiment_id, run_name=all_tags["mlflow.runName"], tags=all_tags)
     run_id = run.info.run_id
     params = {k: str(v) for k, v in config.to_dict().items()}

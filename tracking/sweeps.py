@@ -22,7 +22,7 @@ from mynn.config import NetworkConfig
 from mynn.grid import Copy, Finished, Training, group_id, point_id
 from mynn.prepare import PreparedData
 from tracking import models, store
-from tracking.runs import closing_run, dataset_ref, git_state, log_params, now_ms, prefect_tags, start_run
+from tracking.runs import closing_run, dataset_ref, git_state, source_tags, log_params, now_ms, prefect_tags, start_run
 from tracking.training import Trained, logged_history
 
 TAG_KIND = "mynn.kind"
@@ -82,7 +82,7 @@ def start_parent(uri: str, experiment_id: str, name: str, kind: str, params: dic
                  flow_run_id: str | None = None, flow_run_url: str | None = None) -> str:
     """The RUNNING parent run of a sweep or reproduction; its run id."""
     tags = {"mlflow.runName": name, TAG_KIND: kind, "mlflow.source.git.commit": git_state()["git_commit"],
-            **prefect_tags(flow_run_id, flow_run_url)}
+            **source_tags(kind), **prefect_tags(flow_run_id, flow_run_url)}
     client = store.client(uri)
     run_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
     log_params(client, run_id, params)
