@@ -94,9 +94,20 @@ LATE_MODULES = ("tracking.plots", "mlflow.pyfunc", "mlflow.models")
 def prefetch() -> threading.Thread:
     """Import :data:`LATE_MODULES` in a background thread. Started before training, whose
     kernels release the GIL, the imports (matplotlib, MLflow's model packaging: about 1.5 s)
-    run on the other core instead of on the command's critical path."""
-    thread = threading.Thread(target=lambda: [importlib.import_module(m) for m in LATE_MODULES],
-                              name="mynn-prefetch", daemon=True)
+    and MLflow's first-save map of installed packages run on the other core instead of on the
+    command's critical path."""
+    def load() -> None:
+        for name in LATE_MODULES:
+            importlib.import_module(name)
+        # MLflow checks the model's requirements against every installed distribution the first
+        # time a model is saved (about 1 s here); its map of them is made now, off the critical path
+        from mlflow.utils import requirements_utils
+
+        warm = getattr(requirements_utils, "_init_packages_to_modules_map", None)
+        if warm is not None:
+            warm()
+
+    thread = threading.Thread(target=load, name="mynn-prefetch", daemon=True)
     thread.start()
     return thread
 
