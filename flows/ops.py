@@ -24,6 +24,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.states import Crashed
 from pydantic import Field
 
+from mynn.sources import redact_url
 from tracking.reconcile import Closed, reconcile
 from tracking.store import tracking_uri
 
@@ -109,7 +110,34 @@ POLL_SECONDS = 1
 
 def serve(retrain_cron: str | None = DEFAULT_RETRAIN_CRON, source: str = "shipped", workers: int = 2,
           limit: int | None = None) -> None:
-    """Serve the deployments until interrupted (Ctrl-C or SIGTERM)."""
+    """Serve the deployments until interrupted (Ctrl-C or SIGTERM); then pause their schedules."""
     from prefect import serve as prefect_serve
 
-    prefect_serve(*deployments(retrain_cron, source, workers), limit=limit, query_seconds=POLL_SECONDS)
+    served = deployments(retrain_cron, source, workers)
+    try:
+        prefect_serve(*served, limit=limit, query_seconds=POLL_SECONDS, pause_on_shutdown=False)
+    finally:
+        pause_schedules([f"{d.flow_name}/{d.name}" for d in served])
+
+
+def pause_schedules(names: list[str], timeout: float = 3.0) -> None:
+    """Pause the deployments' schedules (nothing is scheduled while nobody serves them), if the
+    Prefect server answers within ``timeout``; else say so and leave them. (Prefect's own pause
+    on shutdown retries every call for about a minute against a server that is gone.)"""
+    import sys
+
+    import httpx
+    from prefect.settings import PREFECT_API_URL
+
+    api = PREFECT_API_URL.value()
+    try:
+        answered = httpx.get(f"{api}/health", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        answered = False
+    if not answered:
+        print(f"mynn serve: the Prefect server {redact_url(api)} does not answer: the deployments' schedules are left as they "
+              "are", file=sys.stderr)
+        return
+    with get_client(sync_client=True) as client:  # (the server answered: its usual retries, e.g. on a busy 503)
+        for name in names:
+            client.pause_deployment(client.read_deployment_by_name(name).id)
