@@ -121,8 +121,8 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
 
 def recorded_text(client, run_id: str, scratch: Path) -> dict[str, str]:
     """Everything an MLflow run recorded, as text, by where: its params, tags, metrics' names,
-    dataset inputs, every artifact file (downloaded into ``scratch``) and the model versions
-    made from it (tags, source, link, description)."""
+    dataset inputs, every artifact file (downloaded into ``scratch``), its LoggedModels (params,
+    tags, every file) and the model versions made from it (tags, source, link, description)."""
     run = client.get_run(run_id)
     out = {f"param {k}": v for k, v in run.data.params.items()}
     out.update({f"tag {k}": v for k, v in run.data.tags.items()})
@@ -134,6 +134,15 @@ def recorded_text(client, run_id: str, scratch: Path) -> dict[str, str]:
     local = Path(client.download_artifacts(run_id, "", str(scratch)))
     for path in sorted(p for p in local.rglob("*") if p.is_file()):
         out[f"artifact {path.relative_to(local)}"] = path.read_bytes().decode("utf-8", errors="replace")
+    from mlflow.artifacts import download_artifacts
+
+    for model in client.search_logged_models([run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'"):
+        out[f"logged model {model.model_id}"] = " ".join(
+            [model.name, *(f"{k}={v}" for k, v in model.params.items()), *(f"{k}={v}" for k, v in model.tags.items())])
+        files = Path(download_artifacts(artifact_uri=model.artifact_location, dst_path=str(scratch / model.model_id),
+                                        tracking_uri=client.tracking_uri))
+        for path in sorted(p for p in files.rglob("*") if p.is_file()):
+            out[f"model artifact {path.relative_to(files)}"] = path.read_bytes().decode("utf-8", errors="replace")
     for mv in client.search_model_versions(f"run_id = '{run_id}'"):
         out[f"model version {mv.name}/{mv.version}"] = " ".join(
             [mv.source or "", mv.run_link or "", mv.description or "", *(f"{k}={v}" for k, v in mv.tags.items())])

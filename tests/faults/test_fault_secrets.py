@@ -77,6 +77,6 @@ def test_a_whole_flow_records_no_credentials(private_server, tracking_env, tmp_p
     recorded = recorded_text(client, summary["run_id"], tmp_path / "artifacts")
     assert recorded["param source"].startswith("http://***@127.0.0.1:")
     assert any(where.startswith("model version secret-model/") for where in recorded)  # all was looked at
-    assert any(where.startswith("artifact model/") for where in recorded)
+    assert any(where.startswith("model artifact MLmodel") for where in recorded)  # the LoggedModel's files
     assert [where for where, text in recorded.items() if SECRET in text] == []
     assert SECRET not in repr(summary)
