@@ -69,7 +69,7 @@ def train_flow(
         ev = tasks.evaluate(trained, data, uri, run_id)
         reg = tasks.register(trained, data, ev.performance, uri, run_id, model_name, alias, promotion, alpha)
         pipeline_seconds = time.perf_counter() - t0
-        log_metrics(uri, run_id, {"pipeline_seconds": pipeline_seconds})
+        log_metrics(uri, run_id, {"timing/pipeline_seconds": pipeline_seconds})
     summary = {
         "run_id": run_id, "run_url": url, "run_name": cfg.run_name(), "performance": ev.performance,
         "model_name": reg.model_name, "model_version": reg.version, "promoted": reg.promoted,

@@ -80,7 +80,11 @@ def test_the_whole_chain_leaves_a_complete_mlflow_run(tracking_env):
     assert 0.0 <= metrics["performance"] <= 1.0
     assert 0.0 <= metrics["system/cpu_utilization_percentage"] <= 100.0  # MLflow's system metrics (sampled at once)
     assert metrics["system/system_memory_usage_megabytes"] > 0
-    assert metrics["training_seconds"] > 0 and metrics["records_per_s"] > 0
+    assert metrics["timing/training_seconds"] > 0 and metrics["timing/records_per_s"] > 0
+    assert metrics["timing/pipeline_seconds"] > metrics["timing/training_seconds"]
+    # in the MLflow UI: the scores ungrouped on top, then a section per prefix
+    assert {k.split("/")[0] for k in metrics if "/" in k} == {"accuracy_digit", "timing", "system"}
+    assert {k for k in metrics if "/" not in k} == {"train_mse", "epoch_performance", "performance"}
 
     # artifacts
     root = {a.path for a in client.list_artifacts(run_id)}

@@ -9,7 +9,7 @@ import warnings
 import pytest
 from mlflow import MlflowClient
 
-from tests.fetchkit import cache, csv_bytes, server, sha256  # noqa: F401 - fixtures
+from tests.fetchkit import csv_bytes, sha256  # (its fixtures server and cache: conftest's plugins)
 from tests.httpserver import HttpState
 from tests.servers import free_port
 from mynn.sources import DigestMismatchError, FetchError

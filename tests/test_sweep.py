@@ -120,7 +120,7 @@ def test_sweep_logs_parent_and_children_then_reuses_finished_points(tracking_env
         assert {(d.dataset.name, d.dataset.digest) for d in run.inputs.dataset_inputs} == {
             ("mnist_train_100", run.data.params["train_digest"][:32]), ("mnist_test_10", run.data.params["test_digest"][:32])}
         assert run.data.params["train_file"].endswith("mnist_train_100.csv")
-        assert run.data.metrics["training_seconds"] > 0 and run.data.metrics["records_per_s"] > 0
+        assert run.data.metrics["timing/training_seconds"] > 0 and run.data.metrics["timing/records_per_s"] > 0
 
     # the parent's summary: metrics and artifacts
     m = parent.data.metrics

@@ -61,8 +61,8 @@ def test_train_logs_every_epoch_and_writes_checkpoints(tracking_env, prepared):
     assert same_bits(first, Network(config, one_epoch.wih, one_epoch.who))
     assert {"weights.npz", "config.json"} <= artifact_paths(client, run_id)
     metrics = client.get_run(run_id).data.metrics
-    assert metrics["training_seconds"] == pytest.approx(trained.training_seconds) and trained.training_seconds > 0
-    assert metrics["records_per_s"] == pytest.approx(trained.records_per_s) and trained.records_per_s > 0
+    assert metrics["timing/training_seconds"] == pytest.approx(trained.training_seconds) and trained.training_seconds > 0
+    assert metrics["timing/records_per_s"] == pytest.approx(trained.records_per_s) and trained.records_per_s > 0
     assert trained.resumed_from_epoch == 0
     assert "mynn.resumed_from_epoch" not in client.get_run(run_id).data.tags
 

@@ -212,9 +212,9 @@ def test_resume_is_refused_while_the_run_lives_and_without_its_checkpoints_then_
     assert "mynn.failure" not in done.data.tags
     assert done.data.tags["mynn.previous_failure"] == killed.data.tags["mynn.failure"]
     assert sorted(m.step for m in client.get_metric_history(run_id, "train_mse")) == list(range(1, epochs + 1))
-    epoch_seconds = {m.step: m.value for m in client.get_metric_history(run_id, "epoch_seconds")}
+    epoch_seconds = {m.step: m.value for m in client.get_metric_history(run_id, "timing/epoch_seconds")}
     assert sorted(epoch_seconds) == list(range(1, epochs + 1))
-    assert done.data.metrics["training_seconds"] == pytest.approx(sum(epoch_seconds.values()), rel=1e-9)
-    assert done.data.metrics["records_per_s"] == pytest.approx(60000 * epochs / sum(epoch_seconds.values()), rel=1e-9)
+    assert done.data.metrics["timing/training_seconds"] == pytest.approx(sum(epoch_seconds.values()), rel=1e-9)
+    assert done.data.metrics["timing/records_per_s"] == pytest.approx(60000 * epochs / sum(epoch_seconds.values()), rel=1e-9)
     registry = MlflowClient(env["MLFLOW_TRACKING_URI"], registry_uri=env["MLFLOW_TRACKING_URI"])
     assert [str(v.version) for v in registry.search_model_versions("name = 'resume'")] == ["1"]
