@@ -294,6 +294,16 @@ def test_a_new_user_walks_the_prefect_and_mlflow_uis(walk_stack):
             page.wait_for_timeout(1000)
             _shot(page, 8, "mlflow-sweep-plot-performance-vs-hidden-nodes")
 
+            # the experiment's Models tab: the trained children's LoggedModels, with their performance
+            logged = mlflow.search_logged_models([exp_id])
+            assert {m.source_run_id for m in logged} == {c.info.run_id for c in children.values()}
+            _open(page, f"{murl}/#/experiments/{exp_id}/models?workflowType=machine_learning")
+            for c in children.values():
+                page.get_by_text(c.info.run_name).first.wait_for(timeout=60000)  # the source run column
+            page.get_by_text("performance").first.wait_for(timeout=30000)  # its linked metric's column
+            _close_mlflow_assistant(page)
+            _shot(page, 13, "mlflow-experiment-models-tab")
+
             # 5. A point's run page, the parent's, and the way back to Prefect -------------------
             child = children[max(HIDDEN_NODES)]
             ctags = child.data.tags
@@ -331,11 +341,9 @@ def test_a_new_user_walks_the_prefect_and_mlflow_uis(walk_stack):
             curves = sorted(k for k in child.data.metrics
                             if max(m.step for m in mlflow.get_metric_history(child.info.run_id, k)) > 0)
             totals = sorted(set(child.data.metrics) - set(curves))
-            findings.append(
-                "MLflow run page, Model metrics tab (observation): chart sections "
-                f"{', '.join(f'{n} ({c})' for n, c in sections)}; per-epoch curves ({', '.join(curves)}) and "
-                f"one-value totals drawn as single bars ({', '.join(totals)}) are mixed in one alphabetical "
-                "grid (MLflow makes a section per metric-name prefix before '/', and no mynn metric has one)")
+            findings.append("MLflow run page, Model metrics tab (observation): chart sections "
+                            f"{', '.join(f'{n} ({c})' for n, c in sections)}; per-epoch curves "
+                            f"{', '.join(curves)}; one-value metrics {', '.join(totals)}")
 
             _open(page, parent_url)  # the link `mynn sweep` printed
             page.get_by_text(parent.info.run_name, exact=True).first.wait_for(timeout=60000)
@@ -362,7 +370,7 @@ def test_a_new_user_walks_the_prefect_and_mlflow_uis(walk_stack):
             browser.close()
             Server("sweep", "", sweep, sweep_log).stop()  # (ended already, unless the walk failed early)
 
-    assert len(list(SCREENSHOTS.glob("walkthrough-*.png"))) == 12
+    assert len(list(SCREENSHOTS.glob("walkthrough-*.png"))) == 13
     for finding in findings:
         print(f"FINDING: {finding}")
         warnings.warn(finding, UserWarning, stacklevel=1)
