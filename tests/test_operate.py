@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,14 @@ def stack(request, tmp_path_factory):
         missing = postgres_available()
         if missing:
             pytest.skip(f"PostgreSQL tests need it: {missing}")
-    root = tmp_path_factory.mktemp(f"stack-{backend}")
+    with serving_stack(backend, tmp_path_factory.mktemp(f"stack-{backend}")) as stack:
+        yield stack
+
+
+@contextmanager
+def serving_stack(backend: str, root: Path):
+    """The servers of :func:`tests.servers.start_tracking_stack` under ``root`` and `mynn serve`
+    serving the deployments to them; all stopped on exit."""
     stoppers = []
     try:
         mlflow, prefect = start_tracking_stack(backend, root, stoppers)

@@ -28,9 +28,9 @@ from urllib.parse import urlparse
 import pytest
 from mlflow import MlflowClient
 
-from tests.servers import BIN, Server, start_tracking_stack
-from tests.test_operate import (RETRAIN_CRON, SCREENSHOTS, _browser, _env, _need_browser, _prefect_client,
-                                _until, _wait_for_deployments)
+from tests.servers import BIN, Server
+from tests.test_operate import (SCREENSHOTS, _browser, _env, _need_browser, _prefect_client, _until,
+                                serving_stack)
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -41,22 +41,8 @@ HIDDEN_NODES, LEARNING_RATE = (10, 20), 0.3
 def walk_stack(tmp_path_factory):
     """MLflow (SQLite) and Prefect servers on free ports, and `mynn serve` serving the deployments."""
     _need_browser()  # skip before starting anything
-    root = tmp_path_factory.mktemp("walkthrough")
-    stoppers = []
-    try:
-        mlflow, prefect = start_tracking_stack("sqlite", root, stoppers)
-        stack = {"backend": "sqlite", "root": root, "mlflow": mlflow, "prefect": prefect}
-        serve_log = root / "serve.log"
-        serve = subprocess.Popen([str(BIN / "mynn"), "serve", "--source", "shipped-small", "--retrain-cron",
-                                  RETRAIN_CRON], env=_env(stack), stdout=open(serve_log, "wb"),
-                                 stderr=subprocess.STDOUT, start_new_session=True)
-        stoppers.append(Server("serve", "", serve, serve_log).stop)
-        stack["serve_log"] = serve_log
-        _wait_for_deployments(stack, serve)
+    with serving_stack("sqlite", tmp_path_factory.mktemp("walkthrough")) as stack:
         yield stack
-    finally:
-        for stop in reversed(stoppers):
-            stop()
 
 
 def _shot(page, number: int, what: str, **kwargs) -> None:
