@@ -117,16 +117,21 @@ def _wait_for_earlier_decisions(client: MlflowClient, model_name: str, version: 
     both move the alias and the last one wins, better or not; and SQLite may even refuse the
     second alias write (UNIQUE constraint failed), leaving a version without a decision.
     """
-    quote = '"' if "'" in model_name else "'"
     deadline = time.monotonic() + timeout
     while True:
         since = int((time.time() - timeout) * 1000)
-        pending = sorted((mv for mv in client.search_model_versions(f"name = {quote}{model_name}{quote}")
+        pending = sorted((mv for mv in client.search_model_versions(_name_is(model_name))
                           if int(mv.version) < int(version) and mv.creation_timestamp >= since
                           and "mynn.promotion" not in (mv.tags or {})), key=lambda mv: int(mv.version))
         if not pending or time.monotonic() >= deadline:
             return [str(mv.version) for mv in pending]
         time.sleep(0.2)
+
+
+def _name_is(model_name: str) -> str:
+    """The search filter for one model's versions (quoted with whichever quote the name lacks)."""
+    quote = '"' if "'" in model_name else "'"
+    return f"name = {quote}{model_name}{quote}"
 
 
 def _short(digest: str | None) -> str:
@@ -144,9 +149,8 @@ def _version_description(performance: float, records: int, test_digest: str, dec
 def _decided_version(client: MlflowClient, model_name: str, run_id: str, alias: str) -> Registration | None:
     """The registration already made of run ``run_id`` under ``model_name`` (a version with its
     decision recorded), rebuilt from the version's tags; None if there is none."""
-    quote = '"' if "'" in model_name else "'"
     try:
-        versions = client.search_model_versions(f"name = {quote}{model_name}{quote} and run_id = '{run_id}'")
+        versions = client.search_model_versions(f"{_name_is(model_name)} and run_id = '{run_id}'")
     except MlflowException:  # (no such model yet)
         return None
     for mv in sorted(versions, key=lambda v: int(v.version)):
