@@ -6,7 +6,7 @@ Prefect server, on SQLite and on PostgreSQL.
 Starts the servers on free 127.0.0.1 ports (tests/servers.py: PostgreSQL through initdb as
 the ``postgres`` user when run as root), then runs ``--sweeps`` ``mynn sweep`` processes at
 once, each with 4 points (hidden 10/20 x lr 0.1/0.3, its own seed) on the book's 100/10
-subsets and a process pool of 2. Checks every run in MLflow: parents, FINISHED children with
+subsets and 2 worker threads. Checks every run in MLflow: parents, FINISHED children with
 the right params, performance and train_mse, and parent links; counts lost or failed runs
 and prints one JSON line per backend with the wall time.
 """

@@ -4,7 +4,7 @@
 
 Runs the same sweep (seeds 0..points-1 of one config on the shipped full MNIST) twice, in
 fresh MLflow experiments of a temporary SQLite store so that nothing is reused, once with a
-process pool of 1 worker and once with 2. Prints one JSON line per run (wall seconds,
+pool of 1 worker thread and once with 2. Prints one JSON line per run (wall seconds,
 training seconds summed over points) and the speed-up of the sweep's own wall time (the
 first flow call in the process also starts Prefect's temporary server, which is left out).
 """

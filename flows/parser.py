@@ -43,7 +43,7 @@ def _options(parser: argparse.ArgumentParser, *specs: tuple) -> None:
 
 
 def _runner_options(parser: argparse.ArgumentParser) -> None:
-    _options(parser, ("--workers", 2, "points trained in parallel by a process pool on this machine (default: 2)",
+    _options(parser, ("--workers", 2, "points trained in parallel by threads of this process (default: 2)",
                       {"type": int}),
              ("--dask-address", None, "train the points on this existing Dask cluster (prefect-dask) instead",
               {"metavar": "tcp://HOST:PORT"}))

@@ -11,7 +11,7 @@ import time
 from typing import Annotated
 
 from prefect import flow, get_run_logger
-from prefect.task_runners import ProcessPoolTaskRunner
+from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
 from flows import artifacts
@@ -20,6 +20,7 @@ from flows.runners import DEFAULT_WORKERS
 from flows.sweeping import prepare_data, run_points, start_sweep
 from mynn.experiments import book_points
 from mynn.sources import redact_url
+from tracking import evaluation
 from tracking.runs import SYSTEM_METRICS_SECONDS, closing_run, log_metrics
 from tracking.store import ensure_experiment, tracking_uri
 from tracking.sweep_summary import log_report, log_summary
@@ -29,7 +30,7 @@ QUICK_TEST_RECORDS = 1000  # ... and the first 1,000 test records
 QUICK_SEEDS = 2
 
 
-@flow(name="mynn-reproduce", task_runner=ProcessPoolTaskRunner(max_workers=DEFAULT_WORKERS))
+@flow(name="mynn-reproduce", task_runner=ThreadPoolTaskRunner(max_workers=DEFAULT_WORKERS))
 def reproduce_flow(
     seeds: Annotated[int, Field(ge=1, le=100, description="Seeds per configuration (0..seeds-1)")] = 5,
     quick: Annotated[bool, Field(description="Quick look: 2 seeds (unless set), first 6,000/1,000 records")] = False,
@@ -39,6 +40,7 @@ def reproduce_flow(
 ) -> dict:
     """Run the book's table over ``seeds`` seeds; report, plots and child runs in MLflow."""
     t0 = time.perf_counter()
+    evaluation.prefetch(kernels=True)  # kernels and late imports load while the data is checked
     log = get_run_logger()
     if quick and seeds == 5:
         seeds = QUICK_SEEDS

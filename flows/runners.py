@@ -1,10 +1,16 @@
-"""Where sweep points train: a process pool on this machine, or a Dask cluster (prefect-dask)."""
+"""Where sweep points train: threads of this process, or a Dask cluster (prefect-dask).
+
+Threads, not processes, on this machine: the training kernel releases the GIL (numba ``nogil``),
+so two threads train on two cores, and a thread starts at once, where a new process spent 5-10 s
+importing Prefect, MLflow and numba before its first epoch (issue #14). A Dask cluster's workers
+are processes of their own (other machines, or isolation).
+"""
 from __future__ import annotations
 
 from contextlib import contextmanager
 from typing import Iterator
 
-from prefect.task_runners import ProcessPoolTaskRunner
+from prefect.task_runners import ThreadPoolTaskRunner
 
 DEFAULT_WORKERS = 2
 
@@ -14,7 +20,7 @@ class MissingExtraError(RuntimeError):
 
 
 def task_runner(workers: int = DEFAULT_WORKERS, dask_address: str | None = None):
-    """A process pool of ``workers`` on this machine, or the Dask cluster at ``dask_address``
+    """``workers`` threads of this process, or the Dask cluster at ``dask_address``
     (needs the ``dask`` extra: ``pip install 'mynn[dask]'``)."""
     if dask_address:
         try:
@@ -24,7 +30,7 @@ def task_runner(workers: int = DEFAULT_WORKERS, dask_address: str | None = None)
                                     "pip install 'mynn[dask]' (or prefect-dask)") from None
 
         return DaskTaskRunner(address=dask_address)
-    return ProcessPoolTaskRunner(max_workers=workers)
+    return ThreadPoolTaskRunner(max_workers=workers)
 
 
 @contextmanager

@@ -2,7 +2,7 @@
 
 It downloads and preprocesses once, skips points that already finished (same config, data and
 code), derives smaller epoch counts from one longer training, and trains the rest in parallel
-on the flow's task runner: a process pool by default, or a Dask cluster (flows.runners).
+on the flow's task runner: threads of the flow's process by default, or a Dask cluster (flows.runners).
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import time
 from typing import Annotated, Optional
 
 from prefect import flow, get_run_logger
-from prefect.task_runners import ProcessPoolTaskRunner
+from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
 from flows import artifacts
@@ -20,12 +20,13 @@ from flows.runners import DEFAULT_WORKERS
 from flows.sweeping import prepare_data, run_points, start_sweep
 from mynn.sources import redact_url
 from mynn.grid import expand
+from tracking import evaluation
 from tracking.runs import SYSTEM_METRICS_SECONDS, closing_run
 from tracking.store import ensure_experiment, tracking_uri
 from tracking.sweep_summary import log_summary
 
 
-@flow(name="mynn-sweep", task_runner=ProcessPoolTaskRunner(max_workers=DEFAULT_WORKERS))
+@flow(name="mynn-sweep", task_runner=ThreadPoolTaskRunner(max_workers=DEFAULT_WORKERS))
 def sweep_flow(
     grid: SweepGrid = SweepGrid(),
     source: Annotated[str, Field(description="shipped, shipped-small, book, a folder, file:// or http(s):// URL")] = "shipped",
@@ -36,6 +37,7 @@ def sweep_flow(
 ) -> dict:
     """Train every combination of the grid; one MLflow parent run, one child run per point."""
     t0 = time.perf_counter()
+    evaluation.prefetch(kernels=True)  # kernels and late imports load while the data is checked
     uri = tracking_uri()
     _, experiment_id = ensure_experiment(uri, experiment)  # the store exists before any child starts
     data = prepare_data(source, train_records, test_records)

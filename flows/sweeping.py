@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from prefect import get_run_logger
 from prefect.futures import as_completed
+from threadpoolctl import threadpool_limits
 
 from flows import artifacts, progress, tasks
 from flows.artifacts import current_flow_run
 from flows.runners import workers_reach_this_api
 from mynn.grid import code_digest, plan_points
 from mynn.config import NetworkConfig
-from mynn.prepare import PreparedData
+from mynn.prepare import PreparedData, shared_loads
 from tracking import sweeps
 from tracking.store import run_ui_url
 
@@ -47,10 +48,14 @@ def run_points(point_sets: list[tuple[sweeps.Sweep, list[NetworkConfig]]]) -> li
             log.warning(message)
         results += sweeps.log_copies(sweep, plan.copies)
         jobs += [(sweep, training) for training in plan.trainings]
+        if plan.trainings:
+            sweeps.log_parent_inputs(sweep)
         log.info(f"{sweep.data.label}: {len(plan.copies)} point(s) reused or derived from earlier runs; "
                  f"{len(plan.trainings)} training(s) to run")
     jobs.sort(key=lambda job: -job[1].config.hidden_nodes * job[1].config.epochs)  # the pool finishes together
-    with workers_reach_this_api(), progress.bar("sweep", len(jobs), "trainings") as terminal:
+    # Trainings in threads share one checked copy of the data and one BLAS thread each.
+    with workers_reach_this_api(), shared_loads(), threadpool_limits(limits=1), \
+            progress.bar("sweep", len(jobs), "trainings") as terminal:
         futures = [tasks.train_points.submit(sweep, training) for sweep, training in jobs]
         bar = artifacts.progress(len(futures))
         finished: dict[int, list] = {}

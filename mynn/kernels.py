@@ -152,3 +152,16 @@ def train_epoch(indptr, indices, values, xsum, ysum, T, wT, who, u, c, lr, exact
             c[m] += offset * d[m]
             u[m] += ys * d[m]
     return sse
+
+
+def warm() -> None:
+    """Load both kernels for float64 networks (from numba's cache, or compile them) by calling
+    them on a one-record problem with the argument types :mod:`mynn.train` passes. A process's
+    first call of a numba function costs about 1 s of loading; called from a background thread
+    while a command is still talking to its servers, the first training does not pay it."""
+    pixels = np.zeros((1, 784), np.uint8)  # (1, 784), read-only like a loaded dataset's
+    pixels.flags.writeable = False
+    indptr, indices, values, ysum = sparse_inputs(pixels, np.zeros(256))  # table: (256,) float64
+    wT, who = np.zeros((784, 1)), np.zeros((10, 1))  # (784, H=1), (10, H)
+    train_epoch(indptr, indices, values, ysum + 7.84, ysum, np.zeros((1, 10)), wT, who, np.zeros(1), np.zeros(1),
+                0.1, False, 0.01)

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -138,8 +141,56 @@ class PreparedData:
         return PreparedData(self.source, train, test, self.verified)
 
     def load(self) -> tuple[Dataset, Dataset]:
-        """(train, test) arrays, checked against their digests."""
-        return load_npy(self.train.directory), load_npy(self.test.directory)
+        """(train, test) arrays, checked against their digests (inside :func:`shared_loads`:
+        read and checked once, then shared)."""
+        return _load(self.train), _load(self.test)
+
+
+class _SharedLoads:
+    """The datasets read inside :func:`shared_loads` blocks, by (folder, digest)."""
+
+    lock = threading.Lock()
+    depth = 0
+    loaded: dict[tuple[Path, str], Dataset] = {}
+
+
+@contextmanager
+def shared_loads() -> Iterator[None]:
+    """Within the block, each prepared dataset is read from disk and checked against its
+    digest once; later loads of it in this process get those same arrays, which are
+    read-only. A sweep's trainings run as threads of one process and share one copy instead
+    of each reading and hashing 47 MB. Outside any block every load reads and checks the
+    files again (they may have changed on disk); the block's end drops the arrays."""
+    with _SharedLoads.lock:
+        _SharedLoads.depth += 1
+    try:
+        yield
+    finally:
+        with _SharedLoads.lock:
+            _SharedLoads.depth -= 1
+            if _SharedLoads.depth == 0:
+                _SharedLoads.loaded.clear()
+
+
+def _load(prepared: Prepared) -> Dataset:
+    with _SharedLoads.lock:
+        shared = _SharedLoads.depth > 0
+    if not shared:
+        return _checked(prepared)
+    key = (Path(prepared.directory), prepared.digest)
+    with _SharedLoads.lock:  # one reader per dataset; the others wait for its arrays
+        if key not in _SharedLoads.loaded:
+            _SharedLoads.loaded[key] = _checked(prepared)
+        return _SharedLoads.loaded[key]
+
+
+def _checked(prepared: Prepared) -> Dataset:
+    """The arrays in ``prepared``'s folder, which must be the dataset it names."""
+    ds = load_npy(prepared.directory)
+    if ds.digest != prepared.digest:
+        raise DataFormatError(Path(prepared.directory) / "meta.json", f"holds dataset {ds.digest}, not the "
+                              f"{prepared.digest} this run was prepared with", value=ds.digest)
+    return ds
 
 
 def prepare_fetched(fetched: FetchResult, cache_dir: str | os.PathLike) -> PreparedData:

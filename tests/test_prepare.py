@@ -54,3 +54,32 @@ def test_a_refused_file_leaves_neither_arrays_nor_the_downloaded_bytes(tmp_path)
     assert info.value.path == str(source / "mnist_train.csv")
     assert not fetched.train.path.exists()
     assert not (tmp_path / "cache" / "arrays").exists() or not any((tmp_path / "cache" / "arrays").rglob("*.npy"))
+
+
+def test_shared_loads_read_each_dataset_once_inside_the_block_and_every_time_outside(tmp_path):
+    """A sweep's threads share one checked copy; outside the block the files are read again,
+    so what changed on disk is seen."""
+    from mynn.prepare import shared_loads
+
+    data = prepare_fetched(fetch("shipped-small", tmp_path), tmp_path)
+    with shared_loads():
+        first, again = data.load(), data.load()
+        assert first[0] is again[0] and first[1] is again[1]
+        assert not first[0].pixels.flags.writeable  # nobody can change the shared arrays
+        shutil.rmtree(data.train.directory)  # from now on only the shared copy has them
+        assert data.load()[0] is first[0]
+    with pytest.raises(FileNotFoundError):
+        data.load()
+
+
+def test_a_load_checks_the_folder_holds_the_dataset_it_was_prepared_as(tmp_path):
+    """A folder found by its name holds what the run was prepared with, or the load fails naming it."""
+    import dataclasses
+
+    from mynn.prepare import shared_loads
+
+    data = prepare_fetched(fetch("shipped-small", tmp_path), tmp_path)
+    wrong = dataclasses.replace(data, train=dataclasses.replace(data.train, directory=data.test.directory))
+    for block in (shared_loads, __import__("contextlib").nullcontext):
+        with block(), pytest.raises(DataFormatError, match="meta.json.*not the"):
+            wrong.load()

@@ -1,6 +1,6 @@
 """Sweeps end to end: Prefect (one temporary server per session, fixture ``prefect_harness``),
 a real SQLite MLflow store under tmp_path (fixture ``tracking_env``), the book's shipped
-100/10 subsets, trainings in a real process pool or on a real local Dask cluster.
+100/10 subsets, trainings in worker threads or on a real local Dask cluster.
 Nothing is mocked.
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ SMALL = dict(source="shipped-small")
 
 
 def sweep(experiment: str, runner=None, **grid):
-    """Run the sweep flow on the book's 100/10 subsets with a 2-process pool (unless given)."""
+    """Run the sweep flow on the book's 100/10 subsets with 2 worker threads (unless given)."""
     flow = sweep_flow.with_options(task_runner=runner or task_runner(2))
     return flow(grid=SweepGrid(**grid), experiment=experiment, **SMALL)
 

@@ -140,3 +140,26 @@ def test_a_run_stopped_between_an_epochs_files_and_its_metrics_logs_every_epoch_
     assert trained.resumed_from_epoch == 3
     assert sorted(m.step for m in client.get_metric_history(run_id, "train_mse")) == [1, 2, 3]
     assert same_bits(Network.load(trained.weights_path), fit_in_process(config, prepared))
+
+
+def test_warming_the_kernels_loads_exactly_what_a_training_calls():
+    """mynn.kernels.warm must dispatch the signatures fit uses (a read-only pixel array
+    included), or the first training compiles again instead of finding them loaded. In a new
+    process: this one's dispatchers already hold what earlier tests called."""
+    import subprocess
+    import sys
+
+    code = """
+from mynn import kernels
+from mynn.config import NetworkConfig
+from mynn.train import fit
+from tests.datakit import synthetic
+kernels.warm()
+warmed = [len(kernels.sparse_inputs.signatures), len(kernels.train_epoch.signatures)]
+ds = synthetic(20)
+fit(NetworkConfig(hidden_nodes=7, learning_rate=0.1, epochs=1, seed=0), ds.pixels, ds.labels)
+print(warmed, [len(kernels.sparse_inputs.signatures), len(kernels.train_epoch.signatures)])
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent).stdout.split("\n")[-2]
+    assert out == "[1, 1] [1, 1]"

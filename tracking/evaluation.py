@@ -91,21 +91,25 @@ def evaluate(network: Network, test: Dataset, history: list[dict], out_dir: Path
 LATE_MODULES = ("tracking.plots", "mlflow.pyfunc", "mlflow.models")
 
 
-def prefetch() -> threading.Thread:
-    """Import :data:`LATE_MODULES` in a background thread. Started before training, whose
-    kernels release the GIL, the imports (matplotlib, MLflow's model packaging: about 1.5 s)
-    and MLflow's first-save map of installed packages run on the other core instead of on the
-    command's critical path."""
+def prefetch(kernels: bool = False) -> threading.Thread:
+    """Import :data:`LATE_MODULES` in a background thread (with ``kernels``, first load the
+    training kernels: :func:`mynn.kernels.warm`). Started while the command waits on its servers,
+    or before training, whose kernels release the GIL, the imports (matplotlib, MLflow's model
+    packaging: about 1.5 s) and MLflow's first-save map of installed packages run on the other
+    core instead of on the command's critical path."""
     def load() -> None:
-        for name in LATE_MODULES:
+        if kernels:
+            from mynn.kernels import warm
+
+            warm()
+        for name in LATE_MODULES[1:]:  # what saving a model needs first, matplotlib last
             importlib.import_module(name)
         # MLflow checks the model's requirements against every installed distribution the first
         # time a model is saved (about 1 s here); its map of them is made now, off the critical path
-        from mlflow.utils import requirements_utils
+        from tracking.flavour import warm_requirements_map
 
-        warm = getattr(requirements_utils, "_init_packages_to_modules_map", None)
-        if warm is not None:
-            warm()
+        warm_requirements_map()
+        importlib.import_module(LATE_MODULES[0])
 
     thread = threading.Thread(target=load, name="mynn-prefetch", daemon=True)
     thread.start()

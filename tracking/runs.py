@@ -218,6 +218,11 @@ def log_data(uri: str, run_id: str, data: PreparedData) -> None:
             params[f"{split}_file_sha256"] = prepared.file_sha256  # experiment, so a dataset's
             params[f"{split}_file"] = prepared.origin or ""  # source is where it was first seen)
     log_params(client, run_id, params)
+    log_data_inputs(client, run_id, data)
+
+
+def log_data_inputs(client: MlflowClient, run_id: str, data: PreparedData) -> None:
+    """Both datasets of ``data`` as the run's inputs (context training / evaluation)."""
     for ctx, default, prepared in (("training", "train", data.train), ("evaluation", "test", data.test)):
         name, _ = dataset_ref(prepared, default)
         log_dataset(client, run_id, name=name, digest=prepared.digest, source=prepared.origin or str(prepared.directory),

@@ -22,7 +22,7 @@ from mynn.config import NetworkConfig
 from mynn.grid import Copy, Finished, Training, group_id, point_id
 from mynn.prepare import PreparedData
 from tracking import models, store
-from tracking.runs import closing_run, dataset_ref, git_state, source_tags, log_params, now_ms, prefect_tags, start_run
+from tracking.runs import closing_run, dataset_ref, git_state, log_data_inputs, source_tags, log_params, now_ms, prefect_tags, start_run
 from tracking.training import Trained, logged_history
 
 TAG_KIND = "mynn.kind"
@@ -87,6 +87,14 @@ def start_parent(uri: str, experiment_id: str, name: str, kind: str, params: dic
     run_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
     log_params(client, run_id, params)
     return run_id
+
+
+def log_parent_inputs(sweep: Sweep) -> None:
+    """The sweep's datasets as inputs of its parent run, before any child starts: MLflow stores
+    one dataset row per experiment, name and digest, and children that all add the same new
+    dataset at the same moment race to insert it (a UNIQUE constraint fails in one of them).
+    Logged first here, the children only link to it."""
+    log_data_inputs(store.client(sweep.tracking_uri), sweep.parent_run_id, sweep.data)
 
 
 def _start_child(sweep: Sweep, config: NetworkConfig, origin: str, extra_tags: dict | None = None) -> str:
