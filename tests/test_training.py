@@ -7,6 +7,7 @@ import dataclasses
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from flows.training import train_and_log
@@ -163,3 +164,28 @@ print(warmed, [len(kernels.sparse_inputs.signatures), len(kernels.train_epoch.si
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parent.parent).stdout.split("\n")[-2]
     assert out == "[1, 1] [1, 1]"
+
+
+def test_trainings_on_one_read_only_dataset_share_its_derived_inputs_and_train_the_same():
+    """The sparse and scaled inputs of a loaded (read-only) dataset are built once and shared;
+    the networks are bit-identical to ones trained from writable copies, which share nothing."""
+    from mynn import train as train_module
+    from mynn.config import NetworkConfig
+    from mynn.train import fit
+    from tests.datakit import synthetic
+
+    ds, test = synthetic(30, seed=1), synthetic(10, seed=2)
+    cfg = NetworkConfig(hidden_nodes=6, learning_rate=0.2, epochs=2, seed=3)
+    before = set(train_module._DERIVED)
+    shared = [fit(cfg, ds.pixels, ds.labels, (test.pixels, test.labels))[0] for _ in range(2)]
+    added = set(train_module._DERIVED) - before
+    assert {kind for _, kind, _ in added} == {"sparse", "scaled"} and len(added) == 2
+    copies = fit(cfg, ds.pixels.copy(), ds.labels, (test.pixels.copy(), test.labels))[0]
+    assert set(train_module._DERIVED) - before == added
+    for net in shared:
+        assert np.array_equal(net.wih, copies.wih) and np.array_equal(net.who, copies.who)
+    del ds, test, shared
+    import gc
+
+    gc.collect()
+    assert not added & set(train_module._DERIVED)  # dropped with the arrays
