@@ -16,9 +16,8 @@ from flows import artifacts, tasks
 from flows.params import Alias, Alpha, ExperimentName, ModelName, Promotion, TrainConfig, to_network_config
 from mynn import paths
 from mynn.sources import redact_url
-from tracking import evaluation
-from tracking.runs import SYSTEM_METRICS_SECONDS, closing_run, describe_run, log_metrics, open_run
-from tracking.store import DEFAULT_EXPERIMENT, tracking_uri
+from mynn.train import warm_kernels_in_background
+from tracking.names import DEFAULT_EXPERIMENT
 
 
 def _flow_run_name() -> str:
@@ -56,7 +55,11 @@ def train_flow(
     Returns a summary: run id and URL, performance, model version, and whether the alias moved.
     """
     t0 = time.perf_counter()
-    evaluation.prefetch(kernels=True)  # kernels and late imports load while the data is checked
+    warm_kernels_in_background()  # numba loads while the run opens and the data is checked
+    # MLflow loads now, not with this module: a deployment's run reports RUNNING before it
+    from tracking.runs import SYSTEM_METRICS_SECONDS, closing_run, describe_run, log_metrics, open_run
+    from tracking.store import tracking_uri
+
     log = get_run_logger()
     cfg, uri = to_network_config(config), tracking_uri()
     fr_id, fr_url = artifacts.current_flow_run()

@@ -165,3 +165,4 @@ def warm() -> None:
     wT, who = np.zeros((784, 1)), np.zeros((10, 1))  # (784, H=1), (10, H)
     train_epoch(indptr, indices, values, ysum + 7.84, ysum, np.zeros((1, 10)), wT, who, np.zeros(1), np.zeros(1),
                 0.1, False, 0.01)
+

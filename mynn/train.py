@@ -47,6 +47,19 @@ def _derived(array: np.ndarray, kind: str, dtype: np.dtype, make: Callable[[], _
         return value
 
 
+def warm_kernels_in_background() -> threading.Thread:
+    """Import numba and load the compiled kernels (:func:`mynn.kernels.warm`, about 1.5 s) in a
+    daemon thread, started: a flow calls it when it begins, so the first epoch does not wait."""
+    def warm() -> None:
+        from mynn.kernels import warm as load
+
+        load()
+
+    thread = threading.Thread(target=warm, name="mynn-warm-kernels", daemon=True)
+    thread.start()
+    return thread
+
+
 def _read_only(array: np.ndarray) -> np.ndarray:
     array.flags.writeable = False
     return array

@@ -101,7 +101,7 @@ def prefetch(kernels: bool = False) -> threading.Thread:
         if kernels:
             from mynn.kernels import warm
 
-            warm()
+            warm()  # (mynn.train.warm_kernels_in_background does only this)
         for name in LATE_MODULES[1:]:  # what saving a model needs first, matplotlib last
             importlib.import_module(name)
         # MLflow checks the model's requirements against every installed distribution the first

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import re
 
+DEFAULT_EXPERIMENT = "mynn"  # the MLflow experiment of `mynn train` (and of tracking.store)
+
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
 ALIAS_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,99}$"
 _VERSION_ALIAS = re.compile(r"[vV][0-9]+")

@@ -17,8 +17,8 @@ from mlflow.exceptions import MlflowException
 
 from mynn.sources import redact_url
 from mynn import paths
+from tracking.names import DEFAULT_EXPERIMENT
 
-DEFAULT_EXPERIMENT = "mynn"
 
 #: MLflow client settings mynn relies on, applied by :func:`client` (a value already in the
 #: environment wins). A tracking server that goes away mid-run is retried with backoff for a
