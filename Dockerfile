@@ -48,7 +48,8 @@ COPY mynn ./mynn
 COPY tracking ./tracking
 COPY flows ./flows
 RUN pip install --no-cache-dir --no-deps -c constraints.txt -e . \
- && pip check
+ && pip check \
+ && DO_NOT_TRACK=true mynn server prepare
 COPY docker/healthcheck.py docker/mlflow-basic-auth.ini ./docker/
 
 # Writable places for the non-root user; named volumes mounted here start with this ownership.

@@ -34,11 +34,14 @@ def _quiet_user_error_tracebacks() -> None:
 
 
 def _server(action: str) -> None:
-    """``mynn server start|stop|status``: this home's background Prefect server."""
-    from flows import background_server as bg, server_process
+    """``mynn server start|stop|status|prepare``: this home's background Prefect server, or
+    (prepare) Prefect's migrated database for new homes (:mod:`flows.prefect_db`)."""
+    from flows import background_server as bg, prefect_db, server_process
     from flows.local_server import STARTUP_TIMEOUT_SECONDS
 
-    if action == "start":
+    if action == "prepare":
+        print(f"Prefect's database for new homes: {prefect_db.prepare()}")
+    elif action == "start":
         server, started = bg.begin().wait(STARTUP_TIMEOUT_SECONDS)
         print(f"{'started' if started else 'already running'}: UI {server.url}, API {server.api_url} (pid {server.pid})")
     elif action == "stop":

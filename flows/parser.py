@@ -117,11 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
              ("--host", "127.0.0.1", "address to listen on (default: 127.0.0.1)"),
              ("--port", 5001, "port (default: 5001)", {"type": int}))
 
-    ps = sub.add_parser("server", help="this home's background Prefect server: start, stop or status",
+    ps = sub.add_parser("server", help="this home's background Prefect server: start, stop, status (or prepare)",
                         description="Without PREFECT_API_URL, mynn commands use a Prefect server started once in "
                                     "the background (port 4200 if free) on the database in PREFECT_HOME, with its "
                                     "UI; it runs until stopped (also: prefect server stop).")
-    ps.add_argument("action", choices=("start", "stop", "status"))
+    ps.add_argument("action", choices=("start", "stop", "status", "prepare"),
+                    help="prepare: make Prefect's database once for new homes (make setup does)")
 
     rec = sub.add_parser("reconcile", help="close MLflow runs left RUNNING by crashed or cancelled flow runs",
                          description="Find MLflow runs still RUNNING whose Prefect flow run ended badly "

@@ -16,6 +16,8 @@ import tomllib
 import urllib.request
 from pathlib import Path
 
+from flows import prefect_db
+
 APP = "prefect.server.api.server:create_app"
 
 
@@ -77,6 +79,7 @@ def launch(home: Path, port: int, log_name: str, ui: bool = True) -> subprocess.
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     spec = importlib.util.find_spec("prefect")
     app_dir = Path(next(iter(spec.submodule_search_locations))).parent
+    prefect_db.seed(home, env)  # a new home starts from the installation's migrated database
     with open(home / log_name, "ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--app-dir", str(app_dir), "--factory", APP,
