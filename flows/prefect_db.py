@@ -73,12 +73,17 @@ def uses_default_db(home: Path, env: dict[str, str]) -> bool:
 
 
 def seed(home: Path, env: dict[str, str], directory: Path | None = None) -> bool:
-    """Copy the template to ``home/prefect.db`` when the home has none, uses Prefect's default
-    database, and the template is this Prefect's with its recorded digest. True if copied."""
-    home, directory = Path(home), directory or template_dir()
-    target = home / DB_FILE
+    """Copy the template to ``home/prefect.db`` when the home has none and uses Prefect's
+    default database (:func:`copy_template`). True if copied."""
+    return uses_default_db(Path(home), env) and copy_template(Path(home) / DB_FILE, directory)
+
+
+def copy_template(target: Path, directory: Path | None = None) -> bool:
+    """Place a copy of the template at ``target`` (a SQLite database path) if nothing is there
+    and the template is this Prefect's with its recorded digest. True if copied."""
+    target, directory = Path(target), directory or template_dir()
     db, record = _names(directory)
-    if target.exists() or not db.is_file() or not record.is_file() or not uses_default_db(home, env):
+    if target.exists() or not db.is_file() or not record.is_file():
         return False
     try:
         expected = json.loads(record.read_text(encoding="utf-8"))
@@ -86,8 +91,8 @@ def seed(home: Path, env: dict[str, str], directory: Path | None = None) -> bool
         return False
     if not isinstance(expected, dict) or expected.get("prefect") != importlib.metadata.version("prefect"):
         return False
-    home.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".prefect-db-", dir=home)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".prefect-db-", dir=target.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out, open(db, "rb") as src:

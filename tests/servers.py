@@ -164,6 +164,11 @@ def start_tracking_stack(backend: str, root: Path, stops: list) -> tuple[Server,
         prefect_db = f"postgresql+asyncpg://{pg.createdb('prefect')}"
     else:
         mlflow_db, prefect_db = f"sqlite:///{root / 'mlflow.db'}", f"sqlite+aiosqlite:///{root / 'prefect.db'}"
+        # Prefect's schema from the installation's template (make setup), as on a used machine:
+        # migrating a new database is about 20 s per stack (tests/test_prefect_db.py covers both)
+        from flows.prefect_db import copy_template
+
+        copy_template(root / "prefect.db")
     mlflow = start_mlflow(mlflow_db, root / "mlartifacts", root / "mlflow.log")
     stops.append(mlflow.stop)
     prefect = start_prefect(root / "prefect-home", prefect_db, root / "prefect.log")
