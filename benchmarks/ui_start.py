@@ -74,6 +74,12 @@ def main(argv: list[str] | None = None) -> int:
                 state = client.read_flow_run(run.id).state.type.value
                 print(f"run {i + 1}: flow run RUNNING after {running:.1f} s, first task after {first_task:.1f} s "
                       f"(target < 5 s: {'met' if running is not None and running < 5 else 'NOT met'}); ended {state}")
+                # where the time goes, from the server's own state times: picked up by the runner
+                # (PENDING), its process started and loaded the flow (RUNNING)
+                states = sorted(client.read_flow_run_states(run.id), key=lambda st: st.timestamp)
+                created = states[0].timestamp
+                print("       states: " + ", ".join(f"{st.type.value} +{(st.timestamp - created).total_seconds():.1f} s"
+                                                   for st in states))
     finally:
         if serve is not None and serve.poll() is None:
             os.killpg(serve.pid, signal.SIGTERM)
