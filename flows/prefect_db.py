@@ -56,6 +56,7 @@ def prepare(directory: Path | None = None) -> Path:
                                f"{(done.stderr or done.stdout).strip()[-2000:]}")
         made = Path(scratch) / DB_FILE
         digest = _sha256(made)
+        made.chmod(0o644)  # readable by every user of the installation (an image's non-root one)
         os.replace(made, db)
     tmp = record.with_suffix(".json.tmp")
     tmp.write_text(json.dumps({"prefect": importlib.metadata.version("prefect"), "sha256": digest}))
@@ -95,8 +96,11 @@ def copy_template(target: Path, directory: Path | None = None) -> bool:
     fd, tmp_name = tempfile.mkstemp(prefix=".prefect-db-", dir=target.parent)
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as out, open(db, "rb") as src:
-            shutil.copyfileobj(src, out)
+        try:
+            with os.fdopen(fd, "wb") as out, open(db, "rb") as src:
+                shutil.copyfileobj(src, out)
+        except OSError:  # an unreadable template, a full disk: Prefect makes its own database
+            return False
         if _sha256(tmp) != expected.get("sha256"):  # the bytes placed are the bytes recorded
             return False
         try:
