@@ -71,6 +71,10 @@ def test_sweep_logs_parent_and_children_then_reuses_finished_points(tracking_env
     assert parent.info.status == "FINISHED"
     assert parent.data.params["source"] == "shipped-small" and parent.data.params["data"] == "small"
     assert parent.data.params["code_version"] == code_digest()
+    # the datasets are the parent's inputs too, logged before any child (children racing to add
+    # one new dataset to the experiment failed MLflow's unique constraint)
+    assert sorted((d.dataset.name, [t.value for t in d.tags]) for d in parent.inputs.dataset_inputs) == [
+        ("mnist_test_10", ["evaluation"]), ("mnist_train_100", ["training"])]
     # the Prefect flow run shows a table of the points and a progress artifact at 100 %
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId

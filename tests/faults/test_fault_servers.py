@@ -20,6 +20,7 @@ import time
 import pytest
 from mlflow import MlflowClient
 
+from flows.prefect_db import copy_template
 from tests.faults.faultkit import TEST_10, TRAIN_100, kill_server, recorded_text, start_mlflow_at, wait_for
 from tests.httpserver import start_http
 from tests.servers import BIN, QUIET_ENV, free_port, start_prefect
@@ -34,6 +35,7 @@ CLIENT_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_B
 def stack(tmp_path_factory):
     """MLflow and Prefect servers, started side by side (each takes 10-20 s)."""
     root = tmp_path_factory.mktemp("servers")
+    copy_template(root / "prefect.db")  # Prefect's schema from the installation's template (make setup)
     stack = {"root": root, "backend": f"sqlite:///{root / 'mlflow.db'}", "port": free_port()}
     errors = []
 
