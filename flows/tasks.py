@@ -2,7 +2,9 @@
 
 Each task is a thin, typed wrapper over one function of :mod:`mynn`, :mod:`tracking` or
 :mod:`flows.training`; they pass paths and ids, never large arrays, and hold no global state,
-so they can be imported into any flow: ``from flows.tasks import download, train, ...``.
+so they can be imported into any flow::
+
+    from flows.tasks import download, preprocess, log_data, train, evaluate, register
 
 Each is also testable without an orchestrator through ``task.fn(...)``.
 """
@@ -10,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from typing import TYPE_CHECKING
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -22,18 +23,15 @@ from mynn import paths
 from mynn.config import NetworkConfig
 from mynn.grid import Training
 from mynn.prepare import PreparedData, prepare_fetched
-from flows import progress
+from tracking import evaluation, registry, runs, store, sweeps
+from tracking.training import Trained
+from flows import progress, training
 from flows.params import Alias, Alpha, ModelName, Promotion
-
-if TYPE_CHECKING:  # MLflow and training load when a task runs, not with a flow's module (its run
-    from tracking import evaluation, registry, sweeps  # reports RUNNING sooner)
-    from tracking.training import Trained
 
 
 def _transient_failure(task, task_run, state) -> bool:
     """Prefect's retry condition: retry only what a later attempt may cure (the network, the
     tracking server: :func:`tracking.store.is_transient`), never bad input."""
-    from tracking import store
     return store.is_transient(state.result(raise_on_failure=False))
 
 
@@ -98,7 +96,6 @@ def preprocess(fetched: FetchResult, cache_dir: str | None = None, train_records
 @task(name="log-data", cache_policy=NO_CACHE, **RETRY)
 def log_data(data: PreparedData, tracking_uri: str, run_id: str) -> None:
     """Record the data's source, digests, files and both datasets on the run (tracking.runs.log_data)."""
-    from tracking import runs
     runs.log_data(tracking_uri, run_id, data)
 
 
@@ -108,8 +105,6 @@ def train(data: PreparedData, config: NetworkConfig, tracking_uri: str, run_id: 
     """Train ``config`` on ``data`` in the run, a checkpoint and metrics per epoch; resumes an
     interrupted run from its last checkpoint (flows.training.train_and_log). What evaluation
     and registration import loads meanwhile, on the other core (tracking.evaluation.prefetch)."""
-    from flows import training
-    from tracking import evaluation
     evaluation.prefetch()
     with progress.bar(f"train {config.run_name()}", config.epochs, "epochs") as bar:
         return training.train_and_log(data, config, tracking_uri, run_id, run_dir, log=_logger().info,
@@ -119,14 +114,12 @@ def train(data: PreparedData, config: NetworkConfig, tracking_uri: str, run_id: 
 @task(name="train-points", cache_policy=NO_CACHE)
 def train_points(sweep: sweeps.Sweep, group: Training) -> list[sweeps.PointResult]:
     """Train one group of sweep points as a child run, smaller epoch counts derived from it."""
-    from flows import training
     return training.train_points(sweep, group, paths.runs_dir(), log=_logger().info)
 
 
 @task(name="evaluate", cache_policy=NO_CACHE)
 def evaluate(trained: Trained, data: PreparedData, tracking_uri: str, run_id: str) -> evaluation.Evaluation:
     """The book's performance score on the test set, per-digit accuracy and the plots, logged."""
-    from tracking import evaluation
     result = evaluation.evaluate_run(tracking_uri, run_id, trained.weights_path, trained.history, data,
                                      trained.model_uri)
     _logger().info(f"performance {result.performance:.4f} on {result.records} test records")
@@ -140,7 +133,6 @@ def register(trained: Trained, data: PreparedData, performance: float, tracking_
     """Register the run's LoggedModel (logged by the train task) as a version of ``model_name`` and
     move ``alias`` to it only if the rule (mynn.promotion) says it beats the champion on the same
     test records."""
-    from tracking import registry
     reg = registry.register_run(tracking_uri, run_id, trained.weights_path, data, performance, model_name=model_name,
                                 alias=alias, promotion=promotion, alpha=alpha, model_uri=trained.model_uri)
     p = "" if reg.p_value is None else f", McNemar mid-p {reg.p_value:.4g}, alpha {reg.alpha:g}"

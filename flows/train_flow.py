@@ -18,6 +18,8 @@ from mynn import paths
 from mynn.sources import redact_url
 from mynn.train import warm_kernels_in_background
 from tracking.names import DEFAULT_EXPERIMENT
+from tracking.runs import SYSTEM_METRICS_SECONDS, closing_run, describe_run, log_metrics, open_run
+from tracking.store import tracking_uri
 
 
 def _flow_run_name() -> str:
@@ -56,10 +58,6 @@ def train_flow(
     """
     t0 = time.perf_counter()
     warm_kernels_in_background()  # numba loads while the run opens and the data is checked
-    # MLflow loads now, not with this module: a deployment's run reports RUNNING before it
-    from tracking.runs import SYSTEM_METRICS_SECONDS, closing_run, describe_run, log_metrics, open_run
-    from tracking.store import tracking_uri
-
     log = get_run_logger()
     cfg, uri = to_network_config(config), tracking_uri()
     fr_id, fr_url = artifacts.current_flow_run()

@@ -47,15 +47,17 @@ def _derived(array: np.ndarray, kind: str, dtype: np.dtype, make: Callable[[], _
         return value
 
 
+def warm_kernels() -> None:
+    """Import numba and load the compiled kernels (:func:`mynn.kernels.warm`, about 1.5 s)."""
+    from mynn.kernels import warm
+
+    warm()
+
+
 def warm_kernels_in_background() -> threading.Thread:
-    """Import numba and load the compiled kernels (:func:`mynn.kernels.warm`, about 1.5 s) in a
-    daemon thread, started: a flow calls it when it begins, so the first epoch does not wait."""
-    def warm() -> None:
-        from mynn.kernels import warm as load
-
-        load()
-
-    thread = threading.Thread(target=warm, name="mynn-warm-kernels", daemon=True)
+    """:func:`warm_kernels` in a daemon thread, started: a flow calls it when it begins, so the
+    first epoch does not wait."""
+    thread = threading.Thread(target=warm_kernels, name="mynn-warm-kernels", daemon=True)
     thread.start()
     return thread
 

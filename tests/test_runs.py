@@ -90,3 +90,35 @@ def test_log_data_records_digests_files_and_datasets_and_guards_a_resumed_run(tr
 def test_prefect_tags_only_with_a_flow_run():
     assert prefect_tags(None, "http://x") == {}
     assert prefect_tags("id-1") == {"prefect.flow_run_id": "id-1"}
+
+
+def test_runs_adding_one_new_dataset_at_once_all_record_it(tracking_env):
+    """MLflow finds or else inserts one dataset row per experiment, name and digest: runs adding
+    the same new dataset at the same moment race, and the losers retry and link to the row."""
+    import threading
+
+    from mlflow import MlflowClient
+
+    from tracking.runs import log_dataset
+
+    client = MlflowClient(tracking_env.uri)
+    exp = client.create_experiment("race")
+    run_ids = [client.create_run(exp).info.run_id for _ in range(8)]
+    start, errors = threading.Barrier(len(run_ids)), []
+
+    def add(run_id):
+        start.wait()
+        try:
+            log_dataset(client, run_id, name="train", digest="ab" * 32, source="/data/train.csv",
+                        records=10, context="training")
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=add, args=(r,)) for r in run_ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for run_id in run_ids:
+        assert [d.dataset.name for d in client.get_run(run_id).inputs.dataset_inputs] == ["train"]

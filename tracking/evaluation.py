@@ -16,6 +16,7 @@ from mynn.arrays import load_npy
 from mynn.dataset import Dataset
 from mynn.encoding import scale_inputs
 from mynn.network import Network
+from mynn.train import warm_kernels
 from mynn.prepare import PreparedData
 from tracking import models, store
 from tracking.runs import dataset_ref, now_ms
@@ -99,9 +100,7 @@ def prefetch(kernels: bool = False) -> threading.Thread:
     core instead of on the command's critical path."""
     def load() -> None:
         if kernels:
-            from mynn.kernels import warm
-
-            warm()  # (mynn.train.warm_kernels_in_background does only this)
+            warm_kernels()
         for name in LATE_MODULES[1:]:  # what saving a model needs first, matplotlib last
             importlib.import_module(name)
         # MLflow checks the model's requirements against every installed distribution the first

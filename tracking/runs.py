@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterator
 
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, RunStatus
 
 from mynn.config import NetworkConfig
@@ -267,7 +268,16 @@ def log_dataset(client: MlflowClient, run_id: str, *, name: str, digest: str, so
         "targets": json.dumps([{"type": "tensor", "tensor-spec": {"dtype": "uint8", "shape": [-1]}}])}}
     ds = Dataset(name=name, digest=digest[:DATASET_DIGEST_CHARS], source_type=source_type, source=source_json,
                  schema=json.dumps(schema), profile=json.dumps({"num_rows": records, "sha256": digest}))
-    client.log_inputs(run_id, datasets=[DatasetInput(ds, tags=[InputTag("mlflow.data.context", context)])])
+    inputs = [DatasetInput(ds, tags=[InputTag("mlflow.data.context", context)])]
+    try:
+        client.log_inputs(run_id, datasets=inputs)
+    except MlflowException as exc:
+        # MLflow keeps one row per experiment, name and digest, found or else inserted: runs adding
+        # the same new dataset at once (a sweep's children, two commands) race, and all but one
+        # fail the unique constraint. The row exists then, so the one retry links to it.
+        if not any(m in str(exc) for m in ("UNIQUE constraint failed", "duplicate key value", "Duplicate entry")):
+            raise
+        client.log_inputs(run_id, datasets=inputs)
 
 
 def now_ms() -> int:

@@ -90,10 +90,9 @@ def start_parent(uri: str, experiment_id: str, name: str, kind: str, params: dic
 
 
 def log_parent_inputs(sweep: Sweep) -> None:
-    """The sweep's datasets as inputs of its parent run, before any child starts: MLflow stores
-    one dataset row per experiment, name and digest, and children that all add the same new
-    dataset at the same moment race to insert it (a UNIQUE constraint fails in one of them).
-    Logged first here, the children only link to it."""
+    """The sweep's datasets as inputs of its parent run (its Datasets tab), before any child
+    starts: the children then link to MLflow's existing dataset row instead of racing to
+    insert it (:func:`tracking.runs.log_dataset` retries the one that loses such a race)."""
     log_data_inputs(store.client(sweep.tracking_uri), sweep.parent_run_id, sweep.data)
 
 
