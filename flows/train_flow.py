@@ -78,6 +78,8 @@ def train_flow(
         "model_name": reg.model_name, "model_version": reg.version, "promoted": reg.promoted,
         "reason": reg.reason, "training_seconds": trained.training_seconds,
         "pipeline_seconds": pipeline_seconds, "records_per_s": trained.records_per_s,
-    }
+        **({} if trained.best_epoch is None else {"validation_performance": trained.validation_performance,
+                                                  "best_epoch": trained.best_epoch,
+                                                  "stopped_epoch": trained.stopped_epoch})}
     describe_run(uri, run_id, artifacts.train_summary(cfg, source, summary, alias))  # clickable links in MLflow too
     return summary

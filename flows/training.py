@@ -18,36 +18,41 @@ from mynn.grid import Training
 from mynn.prepare import PreparedData
 from mynn.train import fit
 from tracking import sweeps
-from tracking.runs import closing_run, log_data
+from tracking.runs import closing_run, log_data, log_validation
 from tracking.training import RunRecorder, Trained
 
 
 def train_and_log(data: PreparedData, config: NetworkConfig, tracking_uri: str, run_id: str,
                   run_dir: str | Path | None = None, log=None, datasets: tuple[Dataset, Dataset] | None = None,
-                  on_epoch=None) -> Trained:
+                  on_epoch=None, stop=None) -> Trained:
     """Train ``config`` on ``data`` inside MLflow run ``run_id`` (files in ``run_dir``, by
     default ``<runs dir>/<run id>``); resumes from the run's checkpoints if it has any.
     ``datasets``: ``data.load()`` if the caller has loaded it already; ``on_epoch(epoch)``: called
-    after each epoch is recorded (and once with the epoch a resumed run starts from)."""
+    after each epoch is recorded (and once with the epoch a resumed run starts from);
+    ``stop(stats)``: after each recorded epoch, true to end training there (a pruner)."""
     recorder = RunRecorder(tracking_uri, run_id, Path(run_dir) if run_dir else paths.runs_dir() / run_id, log=log)
     network = recorder.resume(config)
     train, test = datasets or data.load()
+    if config.validation_records:  # which records are held out, before any epoch
+        log_validation(tracking_uri, run_id, data, config)
     t0 = time.perf_counter()
 
     def record(stats, net):
         recorder.on_epoch(stats, net)
         if on_epoch is not None:
             on_epoch(stats.epoch)
+        return stop is not None and bool(stop(stats))
     if on_epoch is not None and recorder.start:
         on_epoch(recorder.start)
     try:
         net, history = fit(config, train.pixels, train.labels, test=(test.pixels, test.labels),
-                           callback=record, network=network, start_epoch=recorder.start)
+                           callback=record, network=network, start_epoch=recorder.start,
+                           best=recorder.best_so_far(config))
     except BaseException:
         recorder.on_epoch.cancel()
         raise
-    return recorder.finish(net, history, config, records=len(train), task_seconds=time.perf_counter() - t0,
-                           example_pixels=test.pixels[:2])
+    return recorder.finish(net, history, config, records=len(train) - config.validation_records,
+                           task_seconds=time.perf_counter() - t0, example_pixels=test.pixels[:2])
 
 
 def train_points(sweep: sweeps.Sweep, training: Training, run_dir: str | Path, log=None) -> list[sweeps.PointResult]:

@@ -21,7 +21,8 @@ class NetworkConfig:
     """Hyper-parameters of the book's three-layer network and of its training.
 
     The defaults are the book's final code: 200 hidden nodes, lr 0.1, 5 epochs. Every
-    option beyond the book (float32, mini-batches, exact backprop) is off by default.
+    option beyond the book (float32, mini-batches, exact backprop, a validation set, early
+    stopping) is off by default.
     """
 
     hidden_nodes: int = _field(200, "Hidden nodes H: wih is (H, 784), who is (10, H)", ge=1, le=100_000)
@@ -32,6 +33,8 @@ class NetworkConfig:
     batch_size: int = _field(1, "Records per weight update; 1 is the book's per-record rule", ge=1, le=60_000)
     batch_reduction: Reduction = _field("mean", "With batch_size > 1: the update is the mean or the sum of the records' updates")
     backprop: Backprop = _field("book", "Hidden error: 'book' sends e_o back (the book), 'exact' sends e_o times o(1-o) (the gradient)")
+    validation_records: int = _field(0, "Training records held out (chosen by the seed, mynn.validation) and scored after every epoch; 0: none, the book", ge=0, le=59_999)
+    patience: int = _field(0, "Early stopping: stop after this many epochs without a better validation score and keep the best epoch's weights; 0: off", ge=0, le=1000)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -57,6 +60,8 @@ class NetworkConfig:
             if "le" in bounds and value > bounds["le"]:
                 raise ValueError(f"NetworkConfig.{f.name}: {value!r} is above {bounds['le']}")
             object.__setattr__(self, f.name, kind(value))
+        if self.patience and not self.validation_records:
+            raise ValueError(f"NetworkConfig.patience: {self.patience} needs a validation set (validation_records > 0)")
 
     @property
     def is_book_rule(self) -> bool:
@@ -85,4 +90,8 @@ class NetworkConfig:
             name += f"-b{self.batch_size}{self.batch_reduction}"
         if self.backprop != "book":
             name += "-exact"
+        if self.validation_records:
+            name += f"-v{self.validation_records}"
+        if self.patience:
+            name += f"-p{self.patience}"
         return name

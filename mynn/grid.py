@@ -44,7 +44,7 @@ def expand(grid: Mapping[str, Sequence], base: NetworkConfig | None = None) -> l
 #: The files whose code decides a training's numbers: the data as read (CSV reader and format,
 #: the data set, the .npy store the arrays are kept in), the input encoding and the network.
 _CODE_FILES = ("arrays.py", "config.py", "csvfile.py", "csvformat.py", "dataset.py", "encoding.py", "kernels.py",
-               "network.py", "reference.py", "train.py")
+               "network.py", "reference.py", "train.py", "validation.py")
 
 
 def code_digest() -> str:
@@ -77,10 +77,12 @@ class Training:
 
 
 def plan(points: Sequence[NetworkConfig]) -> list[Training]:
-    """Group points that differ only in epochs; one training per group, to its largest count."""
+    """Group points that differ only in epochs; one training per group, to its largest count.
+    A point with early stopping (``patience``) is a training of its own: where it stops depends
+    on its epoch count."""
     groups: dict[NetworkConfig, set[int]] = {}
     for p in points:
-        groups.setdefault(dataclasses.replace(p, epochs=1), set()).add(p.epochs)
+        groups.setdefault(dataclasses.replace(p, epochs=1) if not p.patience else p, set()).add(p.epochs)
     return [Training(dataclasses.replace(key, epochs=max(eps)), tuple(sorted(eps))) for key, eps in groups.items()]
 
 
@@ -136,7 +138,7 @@ def plan_points(configs: Sequence[NetworkConfig], train_digest: str, test_digest
         if found is not None:
             copies.append(Copy(cfg, "reused", found.run_id))
             continue
-        longer = [f for f in by_group.get(group_id(cfg, train_digest, test_digest, code), [])
+        longer = [f for f in by_group.get(group_id(cfg, train_digest, test_digest, code), []) if not cfg.patience
                   if (f.epochs_trained or 0) >= cfg.epochs
                   and f.is_point(cfg, train_digest, test_digest, code, epochs=f.epochs_trained)]
         if longer:

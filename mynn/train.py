@@ -18,7 +18,7 @@ import numpy as np
 from scipy.special import expit
 from threadpoolctl import threadpool_limits
 
-from mynn import reference
+from mynn import reference, validation
 from mynn.config import NetworkConfig
 from mynn.encoding import INPUT_OFFSET, make_targets, pixel_part_table, scale_inputs
 from mynn.network import Network
@@ -86,6 +86,8 @@ class EpochStats:
         performance: the book's score on the test records after the epoch, or None.
         seconds: wall time of the epoch's training (evaluation excluded).
         records_per_s: training records per second in this epoch.
+        validation_performance: the book's score on the held-out validation records after the
+            epoch (``config.validation_records > 0``), or None.
     """
 
     epoch: int
@@ -93,12 +95,31 @@ class EpochStats:
     performance: float | None
     seconds: float
     records_per_s: float
+    validation_performance: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-Callback = Callable[[EpochStats, Network], None]
+#: Called after every epoch; returning True (only True) stops training after that epoch (a pruner).
+Callback = Callable[[EpochStats, Network], "bool | None"]
+
+
+def best_epoch(history: list[dict] | list[EpochStats]) -> int | None:
+    """The epoch of the best validation score (the first of equal ones), or None without one."""
+    scores = [(h["validation_performance"] if isinstance(h, dict) else h.validation_performance, h["epoch"]
+               if isinstance(h, dict) else h.epoch) for h in history]
+    scores = [(v, e) for v, e in scores if v is not None]
+    return max(scores, key=lambda s: (s[0], -s[1]))[1] if scores else None
+
+
+def split_for_validation(pixels: np.ndarray, labels: np.ndarray, config: NetworkConfig):
+    """((train pixels, labels), (validation pixels, labels)) of ``config``'s split
+    (:func:`mynn.validation.split`); the pixel subsets of a read-only array are made once."""
+    train_idx, held = validation.split(len(pixels), config.validation_records, config.seed)
+    parts = _derived(pixels, f"split:{config.validation_records}:{config.seed}", np.uint8,
+                     lambda: (_read_only(pixels[train_idx]), _read_only(pixels[held])))
+    return (parts[0], labels[train_idx]), (parts[1], labels[held])
 
 
 @dataclass
@@ -176,8 +197,15 @@ def fit(
     network: Network | None = None,
     start_epoch: int = 0,
     impl: Literal["fast", "reference"] = "fast",
+    best: tuple[int, float, Network] | None = None,
 ) -> tuple[Network, list[EpochStats]]:
     """Train for ``config.epochs`` epochs over the records in file order.
+
+    With ``config.validation_records = k`` the k records of :func:`mynn.validation.split` are
+    held out: training runs over the others, in file order, and each epoch's
+    ``validation_performance`` is their score. With ``config.patience = P`` training stops once
+    P epochs in a row brought no better validation score, and the returned network is the best
+    epoch's (:func:`best_epoch`): bit-identical to a run of that many epochs.
 
     Args:
         config: the network and training options.
@@ -190,9 +218,12 @@ def fit(
         start_epoch: epochs already done by ``network`` (training continues at +1).
         impl: "fast" (compiled sparse kernel) or "reference" (plain transcription), for
             batch size 1.
+        best: when resuming with early stopping, (epoch, validation score, network) of the best
+            epoch so far (the caller keeps it, e.g. as that epoch's checkpoint).
 
     Returns:
-        (network, history): the trained network and one :class:`EpochStats` per epoch run.
+        (network, history): the trained network (the best epoch's, with patience) and one
+        :class:`EpochStats` per epoch run.
 
     Evaluating after an epoch only reads the weights, so the network after epoch e of a
     longer run is identical to one trained for e epochs.
@@ -209,8 +240,12 @@ def fit(
         raise ValueError(f"fit: start_epoch {start_epoch} outside 0..{config.epochs}")
     if len(train_pixels) != len(train_labels) or len(train_pixels) == 0:
         raise ValueError("fit: need as many labels as pixel rows, and at least one record")
-    pixels = np.asarray(train_pixels, np.uint8)  # (n, 784)
-    T = make_targets(np.asarray(train_labels, np.uint8), config.dtype)  # (n, 10)
+    pixels, labels = np.asarray(train_pixels, np.uint8), np.asarray(train_labels, np.uint8)  # (n, 784), (n,)
+    X_val = val_labels = None
+    if config.validation_records:  # (n - k, 784) trained on, (k, 784) held out
+        (pixels, labels), (val_pixels, val_labels) = split_for_validation(pixels, labels, config)
+        X_val = _derived(val_pixels, "scaled", config.dtype, lambda: _read_only(scale_inputs(val_pixels, config.dtype)))
+    T = make_targets(labels, config.dtype)  # (n, 10)
     fast = config.batch_size == 1 and impl == "fast"
     X = None if fast else scale_inputs(pixels, config.dtype)  # (n, 784), dense
     X_test = None
@@ -219,8 +254,12 @@ def fit(
         X_test = _derived(test_pixels, "scaled", config.dtype, lambda: _read_only(scale_inputs(test_pixels, config.dtype)))
     sparse: _SparseInputs | None = None  # the fast path's inputs, made in the first epoch
     history: list[EpochStats] = []
+    best_at, best_score, best_net = best if best is not None else (0, -np.inf, None)
+    stopped = bool(config.patience) and start_epoch - best_at >= config.patience
     with threadpool_limits(limits=1):  # one BLAS thread: more only slow this loop down
         for epoch in range(start_epoch + 1, config.epochs + 1):
+            if stopped:
+                break
             t0 = time.perf_counter()
             if config.batch_size > 1:
                 sse = _epoch_minibatch(net, X, T)
@@ -238,9 +277,15 @@ def fit(
                 raise TrainingDivergedError(epoch, "NaN or inf in the weights or the error "
                                                    f"(learning rate {config.learning_rate:g})")
             perf = net.performance(X_test, test[1]) if test is not None else None
-            stats = EpochStats(epoch, float(sse) / (len(T) * 10), perf, seconds, len(T) / seconds)
+            val = net.performance(X_val, val_labels) if X_val is not None else None
+            stats = EpochStats(epoch, float(sse) / (len(T) * 10), perf, seconds, len(T) / seconds, val)
             history.append(stats)
-            if callback is not None:
-                callback(stats, net)
+            if val is not None and val > best_score:
+                best_at, best_score, best_net = epoch, val, (net.copy() if config.patience else None)
+            stopped = bool(config.patience) and epoch - best_at >= config.patience
+            if callback is not None and callback(stats, net) is True:  # (True, not any truthy value)
+                break
+    if config.patience and best_net is not None and best_at != (history[-1].epoch if history else start_epoch):
+        return best_net, history
     return net, history
 

@@ -76,7 +76,7 @@ def test_expand_refuses_invalid_values_naming_the_field(field, bad):
 def test_fields_are_the_config_fields_in_their_order():
     # the order is expand's loop order (the first field is the outer loop)
     assert FIELDS == ("hidden_nodes", "learning_rate", "epochs", "seed", "dtype", "batch_size",
-                      "batch_reduction", "backprop")
+                      "batch_reduction", "backprop", "validation_records", "patience")
 
 
 # -------------------------------------------------------------------------------------- plan

@@ -230,6 +230,22 @@ def log_data_inputs(client: MlflowClient, run_id: str, data: PreparedData) -> No
                     records=prepared.records, context=ctx)
 
 
+def log_validation(uri: str, run_id: str, data: PreparedData, config: NetworkConfig) -> str:
+    """The validation records ``config`` holds out of ``data``'s training set
+    (:mod:`mynn.validation`): the parameter ``validation_digest`` (the training set's digest and
+    the held-out indices, hashed) and a dataset input with context ``validation``. Its digest."""
+    from mynn.validation import split_digest
+
+    digest = split_digest(data.train.digest, data.train.records, config.validation_records, config.seed)
+    client = store.client(uri)
+    log_params(client, run_id, {"validation_digest": digest})
+    name, _ = dataset_ref(data.train, "train")
+    log_dataset(client, run_id, name=f"{name}-validation", digest=digest,
+                source=data.train.origin or str(data.train.directory), records=config.validation_records,
+                context="validation")
+    return digest
+
+
 def dataset_ref(prepared, default: str) -> tuple[str, str]:
     """(name, digest) of a prepared split as its dataset input is logged (``default``: "train" or
     "test" for a set without a known name): what links a metric to that dataset."""

@@ -23,13 +23,14 @@ from mynn.grid import Copy, Finished, Training, group_id, point_id
 from mynn.prepare import PreparedData
 from tracking import models, store
 from tracking.runs import closing_run, dataset_ref, git_state, log_data_inputs, source_tags, log_params, now_ms, prefect_tags, start_run
-from tracking.training import Trained, logged_history
+from tracking.training import EPOCH_VALIDATION, MODEL_VALIDATION, Trained, logged_history
 
 TAG_KIND = "mynn.kind"
 TAG_POINT = "mynn.point_id"
 TAG_GROUP = "mynn.group_id"
 TAG_ORIGIN = "mynn.origin"
 TAG_EPOCHS_TRAINED = "mynn.epochs_trained"
+TAG_PRUNED = "mynn.pruned"
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class PointResult:
     train_mse: float
     epoch_performance: list[float] = field(default_factory=list)  # after epochs 1..e
     training_seconds: float = 0.0  # 0 unless this run trained
+    validation_performance: float | None = None  # the held-out records' score of the weights kept
 
     @property
     def trained(self) -> bool:
@@ -53,7 +55,8 @@ class PointResult:
     def row(self) -> dict:
         return {"data": self.data, **self.config.to_dict(), "performance": self.performance,
                 "train_mse": self.train_mse, "origin": self.origin, "run_id": self.run_id,
-                "training_seconds": round(self.training_seconds, 3)}
+                "training_seconds": round(self.training_seconds, 3),
+                **({} if self.validation_performance is None else {"validation_performance": self.validation_performance})}
 
 
 @dataclass(frozen=True)
@@ -141,12 +144,15 @@ def trained_points(sweep: Sweep, training: Training, run_id: str, trained: Train
     """The trained point and, for each smaller epoch count of its group, a derived child run."""
     perf = [h["performance"] for h in trained.history]
     mse = [h["train_mse"] for h in trained.history]
+    val = [h.get("validation_performance") for h in trained.history]
     cfg = training.config
-    results = [PointResult(cfg, sweep.data.label, sweep.ids(cfg)[0], run_id, "trained", perf[-1], mse[-1], perf,
-                           trained.training_seconds)]
-    for e in training.epochs:
+    results = [PointResult(cfg, sweep.data.label, sweep.ids(cfg)[0], run_id, "trained", trained.performance,
+                           trained.final["train_mse"], perf, trained.training_seconds,
+                           trained.validation_performance)]
+    for e in training.epochs:  # (a point with early stopping is a group of its own: nothing derived)
         if e != cfg.epochs:
-            results.append(log_copy(sweep, dataclasses.replace(cfg, epochs=e), f"derived:{run_id}", perf[:e], mse[:e]))
+            results.append(log_copy(sweep, dataclasses.replace(cfg, epochs=e), f"derived:{run_id}", perf[:e], mse[:e],
+                                    val[:e]))
     return results
 
 
@@ -155,25 +161,50 @@ def log_copies(sweep: Sweep, copies: list[Copy]) -> list[PointResult]:
     client = store.client(sweep.tracking_uri)
     out = []
     for c in copies:
-        history = [h for h in logged_history(client, c.run_id) if h["performance"] is not None]
-        perf, mse = [h["performance"] for h in history], [h["train_mse"] for h in history]
-        out.append(log_copy(sweep, c.config, f"{c.kind}:{c.run_id}", perf[:c.config.epochs], mse[:c.config.epochs]))
+        out.append(log_reused(sweep, c.config, f"{c.kind}:{c.run_id}", client.get_run(c.run_id),
+                              logged_history(client, c.run_id)))
     return out
 
 
+def log_reused(sweep: Sweep, config: NetworkConfig, origin: str, run, history: list[dict],
+               extra_tags: dict | None = None) -> PointResult:
+    """A child for a point taken from finished ``run`` (its logged ``history``): a reused point
+    gets that run's scores as they are (with early stopping, of the epoch it kept); a derived
+    one the first ``config.epochs`` epochs of the longer training."""
+    history = [h for h in history if h["performance"] is not None][:config.epochs]
+    perf, mse = [h["performance"] for h in history], [h["train_mse"] for h in history]
+    val = [h.get("validation_performance") for h in history]
+    kept = None
+    if origin.startswith("reused:") and "performance" in run.data.metrics:
+        kept = (run.data.metrics["performance"], run.data.metrics.get(MODEL_VALIDATION), run.data.tags)
+    return log_copy(sweep, config, origin, perf, mse, val, kept, extra_tags)
+
+
 def log_copy(sweep: Sweep, config: NetworkConfig, origin: str, epoch_performance: list[float],
-             epoch_mse: list[float]) -> PointResult:
+             epoch_mse: list[float], epoch_validation: list[float | None] | None = None,
+             kept: tuple[float, float | None, dict] | None = None, extra_tags: dict | None = None) -> PointResult:
     """A child run for a point whose numbers come from another run (derived or reused):
-    the same parameters, and the per-epoch metrics up to its epoch count."""
-    run_id = _start_child(sweep, config, origin)
+    the same parameters, and the per-epoch metrics up to its epoch count. ``kept``: (test score,
+    validation score, tags) of the weights the other run kept, when they are not its last
+    epoch's (early stopping)."""
+    epoch_validation = epoch_validation or [None] * len(epoch_performance)
+    perf, val = epoch_performance[-1], epoch_validation[-1]
+    tags = dict(extra_tags or {})
+    if kept is not None:
+        perf, val = kept[0], kept[1]
+        tags.update({k: kept[2][k] for k in ("mynn.best_epoch", "mynn.stopped_epoch") if k in kept[2]})
+    run_id = _start_child(sweep, config, origin, tags)
     with closing_run(sweep.tracking_uri, run_id):
         ts = now_ms()
-        metrics = [Metric("performance", epoch_performance[-1], ts, 0)]
-        for e, (p, m) in enumerate(zip(epoch_performance, epoch_mse), start=1):
+        metrics = [Metric("performance", perf, ts, 0)]
+        if val is not None:
+            metrics.append(Metric(MODEL_VALIDATION, val, ts, 0))
+        for e, (p, m, v) in enumerate(zip(epoch_performance, epoch_mse, epoch_validation), start=1):
             metrics += [Metric("epoch_performance", p, ts, e), Metric("train_mse", m, ts, e)]
+            metrics += [Metric(EPOCH_VALIDATION, v, ts, e)] if v is not None else []
         store.client(sweep.tracking_uri).log_batch(run_id, metrics=metrics)
-    return PointResult(config, sweep.data.label, sweep.ids(config)[0], run_id, origin, epoch_performance[-1],
-                       epoch_mse[-1], list(epoch_performance))
+    return PointResult(config, sweep.data.label, sweep.ids(config)[0], run_id, origin, perf,
+                       epoch_mse[-1], list(epoch_performance), validation_performance=val)
 
 
 def finished_points(uri: str, experiment_id: str) -> tuple[dict[str, Finished], dict[str, list[Finished]]]:
@@ -187,6 +218,8 @@ def finished_points(uri: str, experiment_id: str) -> tuple[dict[str, Finished], 
                                   "and attributes.status = 'FINISHED'", max_results=5000, page_token=token)
         for run in page:
             t = run.data.tags
+            if t.get(TAG_PRUNED) == "true":  # stopped by a search's pruner: not the point it names
+                continue
             found = Finished(run.info.run_id, t.get(TAG_ORIGIN, ""),
                              int(t[TAG_EPOCHS_TRAINED]) if TAG_EPOCHS_TRAINED in t else None,
                              dict(run.data.params))

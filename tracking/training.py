@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 from mlflow import MlflowClient
-from mlflow.entities import Metric
+from mlflow.entities import Metric, RunTag
 
 from mynn.config import NetworkConfig
 from mynn.files import AtomicWrite
 from mynn.network import Network
-from mynn.train import EpochStats
+from mynn.train import EpochStats, best_epoch
 from tracking import images, models, store
 from tracking.runs import ResumeError, check_checkpoints, now_ms
 
@@ -29,6 +29,9 @@ from tracking.runs import ResumeError, check_checkpoints, now_ms
 #: Time and speed metrics carry this prefix, so MLflow's metrics page draws them in a section of
 #: their own, apart from the scores (train_mse, epoch_performance, performance, accuracy_digit/*).
 TIMING = "timing/"
+#: Per epoch (step = epoch): the held-out validation records' score; and, at step 0, that of the
+#: weights the run keeps (the best epoch's with early stopping, else the last one's).
+EPOCH_VALIDATION, MODEL_VALIDATION = "validation_performance", "model_validation_performance"
 EPOCH_SECONDS, TRAINING_SECONDS, RECORDS_PER_S = f"{TIMING}epoch_seconds", f"{TIMING}training_seconds", f"{TIMING}records_per_s"
 
 
@@ -42,11 +45,26 @@ class Trained:
     records_per_s: float = 0.0
     resumed_from_epoch: int = 0
     model_uri: str | None = None  # models:/<model_id>: the run's MLflow 3 LoggedModel of these weights
+    best_epoch: int | None = None  # with a validation set: the epoch of the best validation score
+    stopped_epoch: int | None = None  # the last epoch trained (below config.epochs: stopped early or pruned)
+    kept_best: bool = False  # early stopping: the weights are the best epoch's, not the last one's
+
+    @property
+    def final(self) -> dict | None:
+        """The history entry of the weights kept: the best epoch's with early stopping, else the last."""
+        if not self.history:
+            return None
+        return next(h for h in self.history if h["epoch"] == self.best_epoch) if self.kept_best else self.history[-1]
 
     @property
     def performance(self) -> float | None:
-        """The test score after the last epoch (None without a test set)."""
-        return self.history[-1]["performance"] if self.history else None
+        """The test score of the weights kept (None without a test set)."""
+        return self.final["performance"] if self.history else None
+
+    @property
+    def validation_performance(self) -> float | None:
+        """The validation score of the weights kept (None without a validation set)."""
+        return self.final.get("validation_performance") if self.history else None
 
 
 class RunRecorder:
@@ -79,6 +97,18 @@ class RunRecorder:
         log_missing_checkpoint_metrics(self.client, self.run_id, path)
         return network
 
+    def best_so_far(self, config: NetworkConfig) -> tuple[int, float, Network] | None:
+        """Resuming with early stopping: (epoch, validation score, network) of the best epoch
+        logged so far, the network from that epoch's checkpoint (None otherwise)."""
+        if not (config.patience and self.start):
+            return None
+        history = [h for h in logged_history(self.client, self.run_id) if h["epoch"] <= self.start]
+        best = best_epoch(history)
+        if best is None:
+            return None
+        network = Network.load(self.checkpoint_dir / f"epoch-{best:03d}.npz")
+        return best, next(h["validation_performance"] for h in history if h["epoch"] == best), network
+
     def finish(self, network: Network, history: list[EpochStats], config: NetworkConfig, records: int,
                task_seconds: float, example_pixels: np.ndarray | None = None) -> Trained:
         """Log the weights, ``config.json``, the totals (over every epoch, also across a resume)
@@ -90,7 +120,7 @@ class RunRecorder:
         if self.start:  # (an epoch's seconds under its old name too: a run started before timing/)
             logged = [m for key in ("epoch_seconds", EPOCH_SECONDS) for m in client.get_metric_history(run_id, key)]
             seconds = sum({m.step: m.value for m in logged if 1 <= m.step <= config.epochs}.values())
-        epochs_done = config.epochs if self.start else len(history)
+        epochs_done = history[-1].epoch if history else self.start  # (seconds cover epochs 1.. on a resume too)
         weights = network.save(self.run_dir / "weights.npz")
         client.log_artifact(run_id, str(weights))
         config_file = self.run_dir / "config.json"
@@ -102,10 +132,18 @@ class RunRecorder:
                                           Metric(RECORDS_PER_S, rate, ts, 0),
                                           Metric(f"{TIMING}train_task_seconds", task_seconds, ts, 0)])
         all_history = logged_history(client, run_id) if self.start else [h.to_dict() for h in history]
+        best = best_epoch(all_history)
+        stopped = all_history[-1]["epoch"] if all_history else self.start
+        kept_best = bool(config.patience) and best is not None
+        if best is not None:  # the validation score of the weights kept, and which epoch they are
+            kept = next(h for h in all_history if h["epoch"] == (best if kept_best else stopped))
+            client.log_batch(run_id, metrics=[Metric(MODEL_VALIDATION, kept["validation_performance"], ts, 0)],
+                             tags=[RunTag("mynn.best_epoch", str(best)), RunTag("mynn.stopped_epoch", str(stopped))])
         model_uri = None
         if example_pixels is not None:
-            model_uri = models.log_model(client, run_id, weights, example_pixels, step=config.epochs)
-        return Trained(weights, all_history, seconds, rate, self.start, model_uri)
+            model_uri = models.log_model(client, run_id, weights, example_pixels,
+                                         step=best if kept_best else stopped)
+        return Trained(weights, all_history, seconds, rate, self.start, model_uri, best, stopped, kept_best)
 
 
 class EpochLogger:
@@ -172,6 +210,8 @@ def log_epoch_metrics(client: MlflowClient, run_id: str, stats: dict) -> None:
                Metric(f"{TIMING}epoch_records_per_s", stats["records_per_s"], ts, e)]
     if stats.get("performance") is not None:
         metrics.append(Metric("epoch_performance", stats["performance"], ts, e))
+    if stats.get("validation_performance") is not None:
+        metrics.append(Metric(EPOCH_VALIDATION, stats["validation_performance"], ts, e))
     client.log_batch(run_id, metrics=metrics)
 
 
@@ -194,7 +234,10 @@ def _write_json_atomic(path: Path, obj: dict) -> None:
 
 
 def logged_history(client: MlflowClient, run_id: str) -> list[dict]:
-    """The per-epoch history as logged on a run: [{epoch, train_mse, performance}], by epoch."""
+    """The per-epoch history as logged on a run: [{epoch, train_mse, performance,
+    validation_performance}], by epoch."""
     mse = {m.step: m.value for m in client.get_metric_history(run_id, "train_mse")}
     perf = {m.step: m.value for m in client.get_metric_history(run_id, "epoch_performance")}
-    return [{"epoch": e, "train_mse": mse[e], "performance": perf.get(e)} for e in sorted(mse)]
+    val = {m.step: m.value for m in client.get_metric_history(run_id, EPOCH_VALIDATION)}
+    return [{"epoch": e, "train_mse": mse[e], "performance": perf.get(e), "validation_performance": val.get(e)}
+            for e in sorted(mse)]
