@@ -34,7 +34,8 @@ WORKDIR /app
 
 # Dependencies first, in their own layer: editing the code does not reinstall them.
 COPY pyproject.toml constraints.txt ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
+# (with the tune extra: the worker serves the tune deployment)
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['tune']))" > /tmp/requirements.txt \
  && pip install --no-cache-dir -c constraints.txt -r /tmp/requirements.txt \
         "psycopg2-binary==${PSYCOPG2_VERSION}" "Flask-WTF==${FLASK_WTF_VERSION}" "WTForms==${WTFORMS_VERSION}" \
  && rm /tmp/requirements.txt

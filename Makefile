@@ -31,6 +31,6 @@ clean:
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet --upgrade pip
-	.lock-venv/bin/python -m pip install --quiet '.[test,dask]'
+	.lock-venv/bin/python -m pip install --quiet '.[test,dask,tune]'
 	.lock-venv/bin/python -m pip freeze --all --exclude mynn --exclude pip | LC_ALL=C sort -f > constraints.txt
 	rm -rf .lock-venv

@@ -11,12 +11,13 @@ from mynn import promotion
 from mynn.config import NetworkConfig
 
 #: Commands that talk to Prefect (flows.cli gives them a Prefect API before Prefect loads).
-PREFECT_COMMANDS = ("train", "sweep", "reproduce", "reconcile", "serve")
+PREFECT_COMMANDS = ("train", "sweep", "reproduce", "tune", "reconcile", "serve")
 #: The modules each command imports anyway, loaded up front by :func:`preload`.
 COMMAND_MODULES = {
     "train": ("flows.train_flow",),
     "sweep": ("flows.sweep_flow", "flows.runners"),
     "reproduce": ("flows.reproduce", "flows.sweep_flow", "flows.runners"),
+    "tune": ("flows.tune_flow", "flows.runners"),
     "reconcile": ("flows.ops",),
     "serve": ("flows.ops",),
 }
@@ -40,12 +41,13 @@ def preload(command: str) -> None:
 def user_errors() -> tuple[type[BaseException], ...]:
     """Errors about the user's input (data, sources, a run to resume): one clear line, no traceback."""
     from mynn.dataset import DataFormatError
+    from mynn.search import StudyError
     from mynn.sources import FetchError
     from flows.runners import MissingExtraError
     from tracking.compare import NoRunsError
     from tracking.runs import ResumeError
 
-    return (DataFormatError, FetchError, ResumeError, NoRunsError, MissingExtraError)
+    return (DataFormatError, FetchError, ResumeError, NoRunsError, MissingExtraError, StudyError)
 
 
 def _validated(parser: argparse.ArgumentParser, model: type[BaseModel], args: argparse.Namespace) -> BaseModel:
@@ -57,6 +59,27 @@ def _validated(parser: argparse.ArgumentParser, model: type[BaseModel], args: ar
                                f"(got {e.get('input')!r})" for e in exc.errors()))
 
 
+def _check_tune(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The search space as the flow's form would take it (``args.space``), and Optuna installed."""
+    from flows.params import TuneSpace
+    from flows.runners import MissingExtraError
+    from mynn import search
+
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise MissingExtraError("mynn tune needs Optuna, which is not installed: pip install 'mynn[tune]' "
+                                "(or optuna)") from None
+    try:
+        args.space = TuneSpace(**{name: getattr(args, name) for name in search.SEARCHABLE})
+        search.space(args.space.model_dump())
+    except ValidationError as exc:
+        parser.error("; ".join(f"--{'.'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']} "
+                               f"(got {e.get('input')!r})" for e in exc.errors()))
+    except ValueError as exc:
+        parser.error(str(exc))
+
+
 def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Refuse names MLflow would refuse (or misread) later, out-of-range numbers and bad cron
     expressions up front, before any server starts; the validated config goes to ``args.config``."""
@@ -64,7 +87,9 @@ def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         from flows.params import SweepGrid, TrainConfig
 
         args.config = _validated(parser, TrainConfig if args.command == "train" else SweepGrid, args)
-    if args.command in ("sweep", "reproduce"):
+    if args.command == "tune":
+        _check_tune(parser, args)
+    if args.command in ("sweep", "reproduce", "tune"):
         from flows.runners import task_runner
 
         args.runner = task_runner(args.workers, args.dask_address)  # MissingExtraError without prefect-dask
@@ -87,6 +112,7 @@ def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
                 None if value is None else check(value)
             except ValueError as exc:
                 parser.error(f"--{option.replace('_', '-')}: {exc}")
-    for option, least in (("workers", 1), ("seeds", 1)):
+    tune = (("trials", 1), ("grid_points", 2), ("validation_records", 1), ("patience", 0), ("seed", 0))
+    for option, least in (("workers", 1), ("seeds", 1)) + (tune if args.command == "tune" else ()):
         if getattr(args, option, least) < least:
-            parser.error(f"--{option}: must be at least {least} (got {getattr(args, option)})")
+            parser.error(f"--{option.replace('_', '-')}: must be at least {least} (got {getattr(args, option)})")

@@ -3,6 +3,7 @@
     mynn train [--hidden-nodes N --learning-rate LR --epochs E --seed S --source SRC ...]
     mynn sweep --hidden-nodes 50 100 --learning-rate 0.1 0.3 --seed 0 1 2 [--workers 2]
     mynn reproduce [--seeds 5] [--quick] [--workers 2 | --dask-address tcp://HOST:PORT]
+    mynn tune [--hidden-nodes 10 500 --learning-rate 0.01 1 --epochs 1 10] [--trials 40 --timeout 10m] [--resume]
     mynn compare --experiment mynn-sweeps --metric performance --param learning_rate --out plot.png
     mynn reconcile | serve | serve-model | server start|stop|status
 

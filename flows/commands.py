@@ -54,7 +54,7 @@ def _server(action: str) -> None:
 
 
 def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    if args.command in ("train", "sweep", "reproduce"):
+    if args.command in ("train", "sweep", "reproduce", "tune"):
         _quiet_user_error_tracebacks()
     cmd = args.command
     if cmd == "train":
@@ -78,6 +78,16 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                                   source=args.source, experiment=args.experiment)
             print(summary["report"])
         print(json.dumps({k: v for k, v in summary.items() if k not in ("report", "results")}, indent=2))
+    elif cmd == "tune":
+        from flows.tune_flow import tune_flow
+
+        summary = tune_flow.with_options(task_runner=args.runner)(
+            space=args.space, trials=args.trials, timeout_minutes=args.timeout, sampler=args.sampler,
+            pruner=args.pruner, grid_points=args.grid_points, validation_records=args.validation_records,
+            patience=args.patience, seed=args.seed, study=args.study, resume=args.resume, workers=args.workers,
+            source=args.source, train_records=args.train_records, test_records=args.test_records,
+            experiment=args.experiment)
+        print(json.dumps(summary, indent=2))
     elif cmd == "compare":
         from tracking import compare, plots
         from tracking.store import tracking_uri

@@ -1,17 +1,14 @@
 """Operating mynn: serving deployments to a Prefect server, and reconciling MLflow runs.
 
-``mynn serve`` serves four deployments to the Prefect server at ``PREFECT_API_URL``:
+``mynn serve`` serves to the Prefect server at ``PREFECT_API_URL``: ``mynn-train/train``, the main
+job, with a cron schedule for retraining (weekly by default; ``--retrain-cron`` changes it,
+``--no-schedule`` turns it off: a scheduled run moves the alias only to a model significantly
+better than the champion, McNemar's test on the same test set); the experiments
+``mynn-sweep/sweep``, ``mynn-reproduce/reproduce`` and (with the ``tune`` extra) ``mynn-tune/tune``;
+``mynn-reconcile/reconcile``, every 10 minutes closing MLflow runs whose flow run ended badly.
 
-- ``mynn-train/train``: the main job, with a cron schedule for retraining (weekly by default;
-  ``--retrain-cron`` changes it, ``--no-schedule`` turns it off). A scheduled run retrains
-  on the configured source and moves the alias only if the new model is significantly
-  better than the champion (McNemar's test on the same test set).
-- ``mynn-sweep/sweep`` and ``mynn-reproduce/reproduce``: the experiments.
-- ``mynn-reconcile/reconcile``: every 10 minutes, closes MLflow runs whose flow run ended badly.
-
-Each deployment's "Run" form in the UI is built from the flows' pydantic-typed parameters,
-with titles, descriptions, defaults and bounds; Prefect refuses out-of-range values before
-anything runs.
+Each deployment's "Run" form in the UI is built from the flows' pydantic-typed parameters, with
+titles, descriptions, defaults and bounds; Prefect refuses out-of-range values before anything runs.
 """
 from __future__ import annotations
 
@@ -88,7 +85,15 @@ def deployments(retrain_cron: str | None = DEFAULT_RETRAIN_CRON, source: str = "
             description="The book's whole table over several seeds, with a report beside the book's numbers."),
         reconcile_flow.to_deployment(name="reconcile", interval=RECONCILE_EVERY_SECONDS, tags=["mynn"],
                                      description="Close MLflow runs whose flow run ended badly."),
-    ]
+    ] + _tune(source, workers)
+
+
+def _tune(source: str, workers: int) -> list:
+    """The tune deployment, when Optuna (the ``tune`` extra) is installed."""
+    from importlib import import_module
+    from importlib.util import find_spec
+
+    return [import_module("flows.tune_flow").deployment(source, workers)] if find_spec("optuna") else []
 
 
 def check_cron(cron: str | None) -> None:

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
-from mynn import promotion
+from mynn import promotion, search
 from mynn.config import NetworkConfig
 from tracking.names import ALIAS_PATTERN, MODEL_NAME_PATTERN, check_alias, check_experiment_name, check_model_name
 
@@ -63,6 +63,25 @@ TrainConfig: type[BaseModel] = create_model(
 SweepGrid: type[BaseModel] = create_model(
     "SweepGrid", __config__=ConfigDict(extra="forbid", title="Grid"),
     __doc__="Lists of values per config field; the sweep runs every combination.", **_fields(many=True))
+
+
+def _space_fields() -> dict[str, tuple[object, object]]:
+    """The searchable fields (mynn.search) as lists: one value fixed, two a range, more choices."""
+    grid = _fields(many=True)
+    fields = {}
+    for name in search.SEARCHABLE:
+        kind, info = grid[name]
+        default = search.DEFAULT_SPACE.get(name, [info.default[0]])
+        how = ("One value: fixed; two: the range low..high" + (" (log scale)" if name in search.LOG_SCALE else "")
+               + "; more: choices") if name not in ("dtype", "batch_reduction", "backprop") else "The choices"
+        fields[name] = (kind, Field(default=default, min_length=1, max_length=100, title=info.title,
+                                    description=f"{how}. {info.description.removeprefix('Values to try. ')}"))
+    return fields
+
+
+TuneSpace: type[BaseModel] = create_model(
+    "TuneSpace", __config__=ConfigDict(extra="forbid", title="Search space"),
+    __doc__="What mynn tune searches, per field (mynn.search).", **_space_fields())
 
 
 def to_network_config(config: BaseModel | dict | NetworkConfig | None) -> NetworkConfig:

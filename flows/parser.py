@@ -13,6 +13,7 @@ DESCRIPTION = """Run the project's flows from a shell.
     mynn train [--hidden-nodes N --learning-rate LR --epochs E --seed S --source SRC ...]
     mynn sweep --hidden-nodes 50 100 --learning-rate 0.1 0.3 --seed 0 1 2 [--workers 2]
     mynn reproduce [--seeds 5] [--quick] [--workers 2 | --dask-address tcp://HOST:PORT]
+    mynn tune [--hidden-nodes 10 500 --learning-rate 0.01 1 --epochs 1 10] [--trials 40 --timeout 10m] [--resume]
     mynn compare --experiment mynn-sweeps --metric performance --param learning_rate --out plot.png
     mynn reconcile | serve | serve-model | server start|stop|status
 
@@ -34,6 +35,36 @@ def _config_options(parser: argparse.ArgumentParser, many: bool = False) -> None
                            default=[f.default] if many else f.default, nargs="+" if many else None,
                            type=None if choices else kind, choices=choices,
                            help=f"{f.metadata['doc']} (default: {f.default})")
+
+
+def _space_options(parser: argparse.ArgumentParser) -> None:
+    """One option per searchable field (mynn.search): one value, a range of two, or choices."""
+    from mynn import search
+
+    hints = typing.get_type_hints(NetworkConfig)
+    group = parser.add_argument_group("search space (one value: fixed; two: a range; more: choices)")
+    for f in dataclasses.fields(NetworkConfig):
+        if f.name not in search.SEARCHABLE:
+            continue
+        kind = hints[f.name]
+        choices = typing.get_args(kind) if typing.get_origin(kind) is typing.Literal else None
+        default = search.DEFAULT_SPACE.get(f.name, [f.default])
+        group.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=default, nargs="+",
+                           type=None if choices else kind, choices=choices,
+                           help=f"{f.metadata['doc']} (default: {' '.join(map(str, default))})")
+
+
+def duration_minutes(text: str) -> float:
+    """``90``, ``90s``, ``10m`` or ``1h`` as minutes; argparse's error otherwise."""
+    units = {"s": 1 / 60, "m": 1.0, "h": 60.0}
+    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
+    try:
+        value = float(number) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 600, 90s, 10m, 1h)") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be more than 0")
+    return value
 
 
 def _options(parser: argparse.ArgumentParser, *specs: tuple) -> None:
@@ -79,6 +110,31 @@ def build_parser() -> argparse.ArgumentParser:
              ("--experiment", "mynn-sweeps", "MLflow experiment (default: mynn-sweeps)"),
              ("--name", None, "name of the parent run"))
     _runner_options(sweep)
+
+    tune = sub.add_parser("tune", help="search hyper-parameters with Optuna, chosen on a validation set, pruned",
+                          description="An Optuna search (TPE, random or grid) over the options given: one value "
+                                      "fixes a field, two give a range (hidden nodes, learning rate and batch size on "
+                                      "a log scale), more give choices. Trials are chosen by the score on held-out "
+                                      "training records and pruned on it per epoch; the test score of the best trial "
+                                      "is reported, never used to choose. One MLflow parent run per study, a child "
+                                      "per trial; --resume continues an interrupted study.")
+    _space_options(tune)
+    _options(tune, ("--trials", 20, "trials in the study when it is done (default: 20)", {"type": int}),
+             ("--timeout", None, "start no trial after this long: seconds, or with a unit (90s, 10m, 1h)",
+              {"type": duration_minutes, "metavar": "DURATION"}),
+             ("--sampler", "tpe", "tpe (default), random or grid", {"choices": ("tpe", "random", "grid")}),
+             ("--pruner", "median", "median (default), hyperband or none", {"choices": ("median", "hyperband", "none")}),
+             ("--grid-points", 3, "grid sampler: values per range (default: 3)", {"type": int}),
+             ("--validation-records", 10_000, "training records held out to choose by (default: 10000)", {"type": int}),
+             ("--patience", 0, "early stopping within each trial, in epochs (default: 0, off)", {"type": int}),
+             ("--seed", 0, "seed of the weights, the validation split and the sampler (default: 0)", {"type": int}),
+             ("--study", None, "study name (default: tune-<data>-<digest of the search>)"),
+             ("--resume", False, "continue the study of this name (the same search)", {"action": "store_true"}),
+             ("--source", "shipped", "data source (as for train)"),
+             ("--train-records", None, "use only the first N training records", {"type": int}),
+             ("--test-records", None, "use only the first M test records", {"type": int}),
+             ("--experiment", "mynn-tune", "MLflow experiment (default: mynn-tune)"))
+    _runner_options(tune)
 
     rep = sub.add_parser("reproduce", help="every experiment of the book over several seeds, with a report",
                          description="Reproduce the book's table: learning rates, two epoch curves, hidden nodes "

@@ -35,6 +35,14 @@ def start_sweep(uri: str, experiment_id: str, name: str, kind: str, data: Prepar
     return sweeps.Sweep(uri, experiment_id, parent, data, code, fr_id, fr_url), run_ui_url(uri, experiment_id, parent)
 
 
+def reopen_sweep(uri: str, experiment_id: str, parent_run_id: str, data: PreparedData) -> tuple[sweeps.Sweep, str]:
+    """A resumed search's parent run, RUNNING again, and what its new children share."""
+    fr_id, fr_url = current_flow_run()
+    sweeps.reopen_parent(uri, parent_run_id)
+    return (sweeps.Sweep(uri, experiment_id, parent_run_id, data, code_digest(), fr_id, fr_url),
+            run_ui_url(uri, experiment_id, parent_run_id))
+
+
 def run_points(point_sets: list[tuple[sweeps.Sweep, list[NetworkConfig]]]) -> list[sweeps.PointResult]:
     """Per (sweep, configs): reuse what finished before, derive epoch counts; then train the rest
     of all sets in parallel, longest first. Every point's result (a child run each); fails after

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 SERVICES = {"postgres", "mlflow", "prefect", "worker"}
-PASSWORD_VARS = ("POSTGRES_PASSWORD", "PREFECT_DB_PASSWORD", "MLFLOW_DB_PASSWORD")
+PASSWORD_VARS = ("POSTGRES_PASSWORD", "PREFECT_DB_PASSWORD", "MLFLOW_DB_PASSWORD", "OPTUNA_DB_PASSWORD")
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|AUTH_STRING")
 
 
@@ -136,7 +136,7 @@ def test_every_service_has_a_health_check(config):
 
 def test_dependencies_wait_for_healthy_services(config):
     services = config["services"]
-    expected = {"mlflow": {"postgres"}, "prefect": {"postgres"}, "worker": {"prefect", "mlflow"}}
+    expected = {"mlflow": {"postgres"}, "prefect": {"postgres"}, "worker": {"prefect", "mlflow", "postgres"}}
     for name, deps in expected.items():
         depends_on = services[name].get("depends_on")
         assert isinstance(depends_on, dict) and set(depends_on) == deps, (name, depends_on)
@@ -191,10 +191,13 @@ def test_restart_policy_and_wiring(config):
     assert worker_env["PREFECT_API_URL"] == "http://prefect:4200/api"
     assert worker_env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
 
-    # Postgres only on its internal network, which the worker does not join.
+    # Postgres only on its internal network. The worker joins it for mynn tune's studies, with the
+    # optuna user's credentials only: neither server's database password is in its environment.
     db_networks = set(services["postgres"].get("networks") or {})
     assert db_networks and all(config["networks"][n].get("internal") for n in db_networks)
-    assert not db_networks & set(services["worker"].get("networks") or {})
+    assert worker_env["MYNN_STUDY_STORAGE"] == (
+        f"postgresql+psycopg2://{values['OPTUNA_DB_USER']}:{values['OPTUNA_DB_PASSWORD']}@postgres:5432/optuna")
+    assert not {values["MLFLOW_DB_PASSWORD"], values["PREFECT_DB_PASSWORD"]} & set(worker_env.values())
 
 
 def test_config_without_the_env_file_fails_naming_a_password(compose, tmp_path):
@@ -275,9 +278,10 @@ def test_postgres_init_script_parses():
     result = subprocess.run([bash, "-n", str(script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     text = script.read_text()
-    for name in ("PREFECT_DB_USER", "PREFECT_DB_PASSWORD", "MLFLOW_DB_USER", "MLFLOW_DB_PASSWORD"):
+    for name in ("PREFECT_DB_USER", "PREFECT_DB_PASSWORD", "MLFLOW_DB_USER", "MLFLOW_DB_PASSWORD", "OPTUNA_DB_USER",
+                 "OPTUNA_DB_PASSWORD"):
         assert name in text
-    assert "CREATE DATABASE prefect" in text and "CREATE DATABASE mlflow" in text
+    assert "CREATE DATABASE prefect" in text and "CREATE DATABASE mlflow" in text and "CREATE DATABASE optuna" in text
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

@@ -70,7 +70,7 @@ def _prefect_client(stack):
 
 def _wait_for_deployments(stack, serve: subprocess.Popen, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
-    names = ["mynn-train/train", "mynn-sweep/sweep", "mynn-reproduce/reproduce", "mynn-reconcile/reconcile"]
+    names = ["mynn-train/train", "mynn-sweep/sweep", "mynn-reproduce/reproduce", "mynn-reconcile/reconcile", "mynn-tune/tune"]
     with _prefect_client(stack) as client:
         while time.monotonic() < deadline:
             if serve.poll() is not None:

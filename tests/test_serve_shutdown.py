@@ -15,7 +15,7 @@ from tests.servers import BIN, QUIET_ENV, Server, start_prefect
 from tests.test_operate import _wait_for_deployments
 
 pytestmark = pytest.mark.timeout(600)
-NAMES = ["mynn-train/train", "mynn-sweep/sweep", "mynn-reproduce/reproduce", "mynn-reconcile/reconcile"]
+NAMES = ["mynn-train/train", "mynn-sweep/sweep", "mynn-reproduce/reproduce", "mynn-reconcile/reconcile", "mynn-tune/tune"]
 
 
 def _serve(root, prefect: Server, name: str) -> tuple[subprocess.Popen, dict]:

@@ -258,6 +258,13 @@ def log_metrics(uri: str, run_id: str, metrics: dict[str, float]) -> None:
     store.client(uri).log_batch(run_id, metrics=[Metric(k, float(v), ts, 0) for k, v in metrics.items()])
 
 
+def set_tags(uri: str, run_id: str, tags: dict[str, str]) -> None:
+    """Set tags on a run, in one request."""
+    from mlflow.entities import RunTag
+
+    store.client(uri).log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
 def log_params(client: MlflowClient, run_id: str, params: dict[str, object]) -> None:
     from mlflow.entities import Param
 

@@ -92,6 +92,32 @@ def start_parent(uri: str, experiment_id: str, name: str, kind: str, params: dic
     return run_id
 
 
+def reopen_parent(uri: str, run_id: str) -> None:
+    """A resumed search's parent run is RUNNING again (``closing_run`` ends it once more)."""
+    store.client(uri).update_run(run_id, status="RUNNING")
+
+
+def close_running_children(uri: str, experiment_id: str, parent_run_id: str, reason: str) -> list[str]:
+    """Children of the parent still RUNNING (their process is gone): ended KILLED, ``reason``
+    recorded. Their run ids."""
+    client = store.client(uri)
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}' "
+                              "and attributes.status = 'RUNNING'", max_results=5000)
+    for run in runs:
+        client.set_tag(run.info.run_id, "mynn.failure", reason)
+        client.set_terminated(run.info.run_id, status="KILLED")
+    return [r.info.run_id for r in runs]
+
+
+def log_budget(uri: str, run_id: str, trials: int, timeout_minutes: float | None, workers: int) -> None:
+    """A search's budget as metrics (a resume may change it; parameters could not change)."""
+    ts = now_ms()
+    metrics = [Metric("trials_budget", trials, ts, 0), Metric("workers", workers, ts, 0)]
+    if timeout_minutes:
+        metrics.append(Metric("timeout_minutes", timeout_minutes, ts, 0))
+    store.client(uri).log_batch(run_id, metrics=metrics)
+
+
 def log_parent_inputs(sweep: Sweep) -> None:
     """The sweep's datasets as inputs of its parent run (its Datasets tab), before any child
     starts: the children then link to MLflow's existing dataset row instead of racing to
@@ -128,9 +154,10 @@ def _child_description(sweep: Sweep, origin: str) -> str:
     return f"A point of the sweep [{sweep.parent_run_id[:8]}]({parent}) on data {sweep.data.label}: {how}.{prefect}"
 
 
-def start_trained_child(sweep: Sweep, training: Training) -> str:
+def start_trained_child(sweep: Sweep, training: Training, extra_tags: dict | None = None) -> str:
     """The RUNNING child run that trains ``training``; its run id."""
-    return _start_child(sweep, training.config, "trained", {TAG_EPOCHS_TRAINED: str(training.config.epochs)})
+    return _start_child(sweep, training.config, "trained", {TAG_EPOCHS_TRAINED: str(training.config.epochs),
+                                                            **(extra_tags or {})})
 
 
 def log_performance(uri: str, run_id: str, trained: Trained, data: PreparedData) -> None:
