@@ -51,9 +51,14 @@ def run_trial(sweep: sweeps.Sweep, ref: studies.StudyRef, study, trial, run_dir:
     """One trial: suggest its config, then reuse a finished point or train it (pruned when the
     pruner says so); tells the study the trial's result."""
     config = search.to_config(ref.dims, studies.suggest(trial, ref.dims), ref.base)
-    tags = {"mynn.study": ref.name, "mynn.trial": str(trial.number)}
+    parent = store.run_ui_url(sweep.tracking_uri, sweep.experiment_id, sweep.parent_run_id)
+    tags = {"mynn.study": ref.name, "mynn.trial": str(trial.number),
+            "mlflow.note.content": f"Trial {trial.number} of the study [{ref.name}]({parent}) on data "
+                                   f"{sweep.data.label}: {config.run_name()}."}
     by_point, by_group = sweeps.finished_points(sweep.tracking_uri, sweep.experiment_id)
     plan = plan_points([config], sweep.data.train.digest, sweep.data.test.digest, sweep.code, by_point, by_group)
+    for message in plan.refused:
+        _say(log, trial, message)
     if plan.copies:
         copy = plan.copies[0]
         history = logged_history(store.client(sweep.tracking_uri), copy.run_id)

@@ -13,6 +13,7 @@ from mlflow import MlflowClient
 
 from flows import tasks
 from flows.training import train_and_log
+from mynn import paths
 from mynn.config import NetworkConfig
 from mynn.encoding import scale_inputs
 from mynn.network import Network
@@ -146,3 +147,52 @@ def test_a_tracked_run_records_its_validation_set_scores_and_the_epoch_it_kept(t
     perf = {m.step: m.value for m in client.get_metric_history(run_id, "epoch_performance")}
     assert trained.performance == perf[4] and trained.best_epoch == 4 and trained.stopped_epoch == 6
     assert MlflowClient(tracking_env.uri).get_run(run_id).data.metrics["timing/records_per_s"] > 0
+
+
+def test_an_interrupted_tracked_run_with_early_stopping_resumes_to_the_same_weights(tracking_env):
+    data = tasks.preprocess.fn(tasks.download.fn("shipped-small"))
+    client, exp_id = ensure_experiment(tracking_env.uri, "t-validation-resume")
+    whole = train_and_log(data, STOPS, tracking_env.uri, start_run(client, exp_id, STOPS))
+
+    class Stop(Exception):
+        pass
+
+    def crash_after_5(epoch):
+        if epoch == 5:
+            raise Stop
+    run_id = start_run(client, exp_id, STOPS)
+    with pytest.raises(Stop):  # epochs 1..5 recorded (checkpoints and metrics), then the process "dies"
+        train_and_log(data, STOPS, tracking_env.uri, run_id, on_epoch=crash_after_5)
+    assert not (tracking_env.runs / run_id / "weights.npz").exists()
+    resumed = train_and_log(data, STOPS, tracking_env.uri, run_id)
+    assert resumed.resumed_from_epoch == 5
+    assert (resumed.best_epoch, resumed.stopped_epoch) == (whole.best_epoch, whole.stopped_epoch) == (4, 6)
+    assert same_bits(Network.load(resumed.weights_path), Network.load(whole.weights_path))
+    run = client.get_run(run_id)
+    assert run.data.tags["mynn.best_epoch"] == "4" and run.data.tags["mynn.stopped_epoch"] == "6"
+    assert [m.step for m in client.get_metric_history(run_id, "validation_performance")] == [1, 2, 3, 4, 5, 6]
+
+
+def test_the_train_flow_with_early_stopping_evaluates_and_registers_the_best_epoch(tracking_env, prefect_harness):
+    from flows.train_flow import train_flow
+
+    cfg = dataclasses.asdict(STOPS)
+    out = train_flow(config=cfg, source="shipped-small", experiment="t-validation-flow", promotion="at-least")
+    assert (out["best_epoch"], out["stopped_epoch"]) == (4, 6)
+    client = MlflowClient(tracking_env.uri)
+    perf = {m.step: m.value for m in client.get_metric_history(out["run_id"], "epoch_performance")}
+    assert out["performance"] == perf[4]  # the evaluate task scored the kept weights, not epoch 6's
+    assert client.get_run(out["run_id"]).data.metrics["performance"] == perf[4]
+    version = client.get_model_version("mynn", out["model_version"])
+    assert version.run_id == out["run_id"]
+    ckpt = Network.load(tracking_env.runs / out["run_id"] / "checkpoints" / "epoch-004.npz")
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_env.uri)
+    model = mlflow.pyfunc.load_model(f"models:/mynn/{out['model_version']}")
+    rows = np.loadtxt(paths.data_dir() / "mnist_test_10.csv", delimiter=",", dtype=np.uint8)[:, 1:]
+    outputs = model.predict(rows.astype(np.float64))[[f"output_{d}" for d in range(10)]].to_numpy()  # (10, 10)
+    x = scale_inputs(rows, "float64")
+    assert np.allclose(outputs, ckpt.query(x), rtol=0, atol=1e-12)
+    last = Network.load(tracking_env.runs / out["run_id"] / "checkpoints" / "epoch-006.npz")
+    assert not np.allclose(outputs, last.query(x), rtol=0, atol=1e-6)  # not the last epoch's network

@@ -148,8 +148,8 @@ def open_study(ref: StudyRef, meta: dict, resume: bool) -> tuple[optuna.Study, b
             raise StudyError(f"study {ref.name!r} was made with {key} {study.user_attrs.get(key)!r}, not {value!r}: "
                              "--resume continues the same search only")
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study._storage.set_trial_user_attr(trial._trial_id, INTERRUPTED, True)
-        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        store.set_trial_user_attr(trial._trial_id, INTERRUPTED, True)  # (no public id of a frozen trial)
+        store.set_trial_state_values(trial._trial_id, TrialState.FAIL)
         study.enqueue_trial(trial.params, skip_if_exists=False)
     return study, True
 
@@ -185,7 +185,7 @@ def take(study: optuna.Study, ref: StudyRef) -> optuna.Trial | None:
     trial = study.ask()
     if sum(1 for t in counted(study) if t.number < trial.number) < limit(ref):
         return trial
-    study._storage.set_trial_user_attr(trial._trial_id, SURPLUS, True)
+    trial.set_user_attr(SURPLUS, True)
     study.tell(trial, state=TrialState.FAIL)
     return None
 
