@@ -254,6 +254,8 @@ def fit(
         X_test = _derived(test_pixels, "scaled", config.dtype, lambda: _read_only(scale_inputs(test_pixels, config.dtype)))
     sparse: _SparseInputs | None = None  # the fast path's inputs, made in the first epoch
     history: list[EpochStats] = []
+    if config.patience and start_epoch and best is None:
+        raise ValueError("fit: resuming with early stopping needs the best epoch so far (best=...)")
     best_at, best_score, best_net = best if best is not None else (0, -np.inf, None)
     stopped = bool(config.patience) and start_epoch - best_at >= config.patience
     with threadpool_limits(limits=1):  # one BLAS thread: more only slow this loop down

@@ -196,3 +196,10 @@ def test_the_train_flow_with_early_stopping_evaluates_and_registers_the_best_epo
     assert np.allclose(outputs, ckpt.query(x), rtol=0, atol=1e-12)
     last = Network.load(tracking_env.runs / out["run_id"] / "checkpoints" / "epoch-006.npz")
     assert not np.allclose(outputs, last.query(x), rtol=0, atol=1e-6)  # not the last epoch's network
+
+
+def test_resuming_with_early_stopping_without_the_best_epoch_is_refused(small_train):
+    pixels, labels = small_train
+    net, _ = fit(dataclasses.replace(STOPS, epochs=3, patience=0), pixels, labels)
+    with pytest.raises(ValueError, match="needs the best epoch so far"):
+        fit(STOPS, pixels, labels, network=Network(STOPS, net.wih, net.who), start_epoch=3)
