@@ -3,6 +3,7 @@ on SQLite and once on PostgreSQL (as in docker-compose.yml), with `mynn serve` s
 deployments. Skipped, naming what is missing, where PostgreSQL is not installed."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -26,7 +27,8 @@ RETRAIN_CRON = "15 4 * * 0"
 def _env(stack: dict) -> dict:
     return {**os.environ, **QUIET_ENV, "PREFECT_API_URL": stack["prefect"].url,
             "MLFLOW_TRACKING_URI": stack["mlflow"].url, "MYNN_CACHE_DIR": str(stack["root"] / "cache"),
-            "MYNN_RUNS_DIR": str(stack["root"] / "runs"), "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
+            "MYNN_RUNS_DIR": str(stack["root"] / "runs"), "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
+            "MYNN_STUDY_STORAGE": f"sqlite:///{stack['root'] / 'optuna.db'}"}
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -175,6 +177,36 @@ def test_train_deployment_trains_tracks_and_registers(stack):
         arts = pc.read_artifacts()
     keys = {a.key for a in arts if a.flow_run_id == fr.id}
     assert {"mlflow-run", "summary"} <= keys
+
+
+def test_tune_deployment_runs_a_study_from_its_typed_form(stack):
+    if stack["backend"] != "sqlite":
+        pytest.skip("exercised once, on the SQLite stack (tests/test_tune.py keeps a study in PostgreSQL)")
+    with _prefect_client(stack) as client:
+        dep = client.read_deployment_by_name("mynn-tune/tune")
+        schema = dep.parameter_openapi_schema
+        space = (schema.get("definitions") or schema["$defs"])["TuneSpace"]["properties"]
+        assert space["learning_rate"]["items"]["exclusiveMinimum"] == 0 and space["hidden_nodes"]["default"] == [10, 500]
+        assert "log scale" in space["learning_rate"]["description"]
+        assert schema["properties"]["trials"]["minimum"] == 1 and dep.enforce_parameter_schema
+        with pytest.raises(Exception, match="trials|validation|greater"):
+            client.create_flow_run_from_deployment(dep.id, parameters={"trials": 0})
+    fr = _run_deployment(stack, "mynn-tune/tune", {"space": {"hidden_nodes": [10, 20], "learning_rate": [0.3],
+                                                             "epochs": [1]},
+                                                   "trials": 5, "sampler": "grid", "grid_points": 2,
+                                                   "validation_records": 30})
+    assert fr.state.type.value == "COMPLETED", fr.state
+    runs = _mlflow_runs_of(stack, fr.id)
+    parents = [r for r in runs if r.data.tags["mynn.kind"] == "tune"]
+    kids = [r for r in runs if r.data.tags["mynn.kind"] == "point"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert sorted(int(r.data.params["hidden_nodes"]) for r in kids) == [10, 20]  # the grid, not 5 trials
+    assert all(r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for r in kids)
+    assert (stack["root"] / "optuna.db").is_file()
+    with _prefect_client(stack) as pc:
+        arts = [a for a in pc.read_artifacts() if a.flow_run_id == fr.id]
+    table = next(a for a in arts if a.key == "tune-trials")
+    assert len(json.loads(table.data)) == 2
 
 
 def test_scheduled_retraining_runs_and_records_its_decision(stack):
