@@ -181,6 +181,8 @@ class EpochLogger:
                                               stats.epoch))
         if self.log is not None:
             perf = "" if stats.performance is None else f", performance {stats.performance:.4f}"
+            if stats.validation_performance is not None:
+                perf += f", validation {stats.validation_performance:.4f}"
             self.log(f"epoch {stats.epoch}: train_mse {stats.train_mse:.5f}{perf}, "
                      f"{stats.records_per_s:,.0f} records/s")
 
