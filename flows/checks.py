@@ -93,6 +93,15 @@ def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         from flows.runners import task_runner
 
         args.runner = task_runner(args.workers, args.dask_address)  # MissingExtraError without prefect-dask
+    if args.command == "serve-model":
+        from tracking.serving import parse_model_uri
+
+        try:
+            parse_model_uri(args.model_uri)
+        except ValueError as exc:
+            parser.error(f"--model-uri: {exc}")
+        if not args.poll_seconds > 0:
+            parser.error(f"--poll-seconds: must be more than 0 (got {args.poll_seconds})")
     if args.command == "serve":
         from flows.ops import DEFAULT_RETRAIN_CRON, check_cron
 

@@ -113,5 +113,5 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     elif cmd == "serve-model":
         from tracking import serving
 
-        serving.serve(args.model_uri, args.host, args.port)
+        serving.serve(args.model_uri, args.host, args.port, args.poll_seconds)
     return 0

@@ -165,13 +165,17 @@ def build_parser() -> argparse.ArgumentParser:
              ("--workers", 2, "parallel points of sweeps (default: 2)", {"type": int}),
              ("--limit", None, "at most this many flow runs at once", {"type": int}))
 
-    sm = sub.add_parser("serve-model", help="serve a registered model over REST (MLflow's scoring API, strict input)",
+    sm = sub.add_parser("serve-model", help="serve a registered model over REST (MLflow's scoring API) and a page to "
+                                            "draw a digit",
                         description="Answer MLflow's scoring API (/ping, /version, /invocations) for a registered "
-                                    "model, loaded from its weights only; refuses anything but whole numbers 0..255.")
+                                    "model, loaded from its weights only, following its alias; refuses anything but "
+                                    "whole numbers 0..255. At / a page to draw a digit on.")
     _options(sm, ("--model-uri", "models:/mynn@champion", "models:/NAME@ALIAS or models:/NAME/VERSION (default: "
                                                           "models:/mynn@champion)"),
              ("--host", "127.0.0.1", "address to listen on (default: 127.0.0.1)"),
-             ("--port", 5001, "port (default: 5001)", {"type": int}))
+             ("--port", 5001, "port (default: 5001)", {"type": int}),
+             ("--poll-seconds", 5.0, "with models:/NAME@ALIAS, look the alias up this often and serve the version "
+                                     "it names (default: 5)", {"type": float}))
 
     ps = sub.add_parser("server", help="this home's background Prefect server: start, stop, status (or prepare)",
                         description="Without PREFECT_API_URL, mynn commands use a Prefect server started once in "

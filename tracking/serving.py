@@ -5,7 +5,10 @@ sees them, so ``true`` and ``"12"`` become pixels, and a model's refusal reaches
 as MLflow's generic "unexpected error" with a stack trace naming local paths. This server
 answers the same requests in the same shapes, with a reason a client can act on:
 
-- ``GET /ping`` (and ``/health``): 200 when a model is loaded; ``GET /version``: which model.
+- ``GET /ping``: 200 when a model is loaded (503 before); ``GET /health``: 200 while the server
+  runs; ``GET /version``: which model, and when its alias was last looked up.
+- ``GET /``: a page to draw a digit on (tracking.draw_page), answered by ``POST /draw``: the
+  drawing made into an MNIST record (mynn.drawing), its prediction and that 28x28 image.
 - ``POST /invocations`` (``application/json``): rows of 784 raw pixels, as ``{"inputs": rows}``,
   ``{"instances": rows}``, ``{"dataframe_split": {"data": rows}}`` or
   ``{"dataframe_records": [{...784 values...}, ...]}``. Every value must be a JSON number (not a
@@ -16,7 +19,10 @@ answers the same requests in the same shapes, with a reason a client can act on:
   no stack trace, no path.
 
 The model is loaded from its weights file only (:meth:`mynn.network.Network.load`, checked
-against the digest recorded at registration): no code from the model folder runs.
+against the digest recorded at registration): no code from the model folder runs. With
+``models:/NAME@ALIAS`` the server follows the alias (tracking.following): a promotion is served
+within ``poll_seconds``, without a restart; every answer names its model version (the JSON's
+``model_version`` and the header ``X-Model-Version``).
 """
 from __future__ import annotations
 
@@ -33,6 +39,7 @@ from mynn.network import INPUT_NODES, Network
 from tracking import store
 
 MAX_BODY_BYTES = 64 << 20  # about 10,000 rows of 784 numbers as JSON
+MAX_DRAWING_SIDE = 1024  # pixels of a drawing's side (the page sends 280x280)
 OUTPUT_KEYS = [f"output_{i}" for i in range(10)]
 
 
@@ -111,27 +118,60 @@ def predict(network: Network, pixels: np.ndarray) -> list[dict]:
     return [{"digit": int(np.argmax(o)), **{k: float(x) for k, x in zip(OUTPUT_KEYS, o)}} for o in outputs]
 
 
+def parse_model_uri(model_uri: str) -> tuple[str, str | None, str | None]:
+    """(name, alias, version) of ``models:/NAME@ALIAS`` (version None) or ``models:/NAME/VERSION``
+    (alias None); ValueError for anything else."""
+    ref = model_uri[len("models:/"):] if model_uri.startswith("models:/") else ""
+    name, alias, version = (*ref.split("@", 1), None) if "@" in ref else (ref.partition("/")[0], None,
+                                                                          ref.partition("/")[2])
+    if not name or not (alias or version):
+        raise ValueError(f"model URI {model_uri!r}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
+    return name, alias, version
+
+
 def load(model_uri: str, tracking_uri: str | None = None) -> Served:
     """The network of ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``, from its weights only."""
 
     from tracking import registry
     from tracking.store import tracking_uri as default_uri
 
-    if not model_uri.startswith("models:/"):
-        raise ValueError(f"model URI {model_uri!r}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
-    ref = model_uri[len("models:/"):]
-    uri = tracking_uri or default_uri()
-    client = store.client(uri)
-    if "@" in ref:
-        name, alias = ref.split("@", 1)
+    name, alias, version = parse_model_uri(model_uri)
+    client = store.client(tracking_uri or default_uri())
+    if alias is not None:
         version = str(client.get_model_version_by_alias(name, alias).version)
-    else:
-        name, _, version = ref.partition("/")
     return Served(registry.load_version_network(client, name, version), model_uri, name, version)
 
 
-def make_server(served: Served, host: str = "127.0.0.1", port: int = 5001) -> ThreadingHTTPServer:
-    """An HTTP server (not started) answering MLflow's scoring API for ``served``."""
+class _Fixed:
+    """A model that never changes (what :func:`make_server` serves when given a Served)."""
+
+    def __init__(self, served: Served):
+        self.current, self.model_uri, self.last_error, self.checked_at = served, served.model_uri, None, None
+
+
+def read_drawing(body: bytes):
+    """The ink of a drawing sent by the page: ``{"width": w, "height": h, "ink": [h*w values 0..255]}``
+    -> (h, w) uint8; :class:`BadRequest` saying what is wrong."""
+    try:
+        request = json.loads(body)
+        w, h, ink = request["width"], request["height"], request["ink"]
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError):
+        raise BadRequest('a drawing is {"width": w, "height": h, "ink": [h*w values 0..255]}') from None
+    if not all(type(v) is int and 1 <= v <= MAX_DRAWING_SIDE for v in (w, h)):
+        raise BadRequest(f"width and height must be whole numbers 1..{MAX_DRAWING_SIDE}")
+    if not isinstance(ink, list) or len(ink) != w * h or not all(type(v) is int and 0 <= v <= 255 for v in ink):
+        raise BadRequest(f"ink must be {w}x{h} = {w * h} whole numbers 0..255")
+    return np.array(ink, dtype=np.uint8).reshape(h, w)
+
+
+def make_server(source, host: str = "127.0.0.1", port: int = 5001) -> ThreadingHTTPServer:
+    """An HTTP server (not started) answering MLflow's scoring API, and the drawing page at ``/``,
+    with the model of ``source``: a :class:`Served` (fixed) or a :class:`tracking.following.Follower`
+    (whatever version its alias names now). Every answer about a model says which version gave it."""
+    from mynn.drawing import EmptyDrawing, to_mnist
+    from tracking.draw_page import PAGE
+
+    models = _Fixed(source) if isinstance(source, Served) else source
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
@@ -140,62 +180,110 @@ def make_server(served: Served, host: str = "127.0.0.1", port: int = 5001) -> Th
         def log_message(self, *args) -> None:
             pass
 
-        def _send(self, status: int, payload: dict) -> None:
-            data = json.dumps(payload).encode()
+        def _send(self, status: int, payload: dict | str, served: Served | None = None) -> None:
+            text = isinstance(payload, str)
+            data = payload.encode() if text else json.dumps(payload).encode()
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", "text/html; charset=utf-8" if text else "application/json")
             self.send_header("Content-Length", str(len(data)))
+            if served is not None:
+                self.send_header("X-Model-Name", served.name or "")
+                self.send_header("X-Model-Version", served.version or "")
             self.end_headers()
             self.wfile.write(data)
 
+        def _not_ready(self) -> None:
+            self._send(503, {"error_code": "MODEL_NOT_READY", "message": f"no model to serve yet: {models.model_uri} "
+                             "names no version (it is looked up again every few seconds)"})
+
         def do_GET(self) -> None:  # noqa: N802
-            if self.path in ("/ping", "/health"):
-                self._send(200, {"status": "ok"})
+            served = models.current
+            if self.path == "/health":  # the process answers (compose's health check)
+                self._send(200, {"status": "ok", "model_loaded": served is not None})
+            elif self.path == "/ping":  # MLflow's: a model is loaded
+                self._send(200, {"status": "ok"}, served) if served is not None else self._not_ready()
             elif self.path == "/version":
-                self._send(200, {"model_uri": served.model_uri, "model_name": served.name,
-                                 "model_version": served.version})
+                self._send(200, {"model_uri": models.model_uri, "model_name": served and served.name,
+                                 "model_version": served and served.version, "last_check_error": models.last_error,
+                                 "checked_at": models.checked_at}, served)
+            elif self.path in ("/", "/index.html"):
+                self._send(200, PAGE)
             else:
                 self._send(404, {"error_code": "ENDPOINT_NOT_FOUND", "message": f"no endpoint {self.path}"})
 
-        def do_POST(self) -> None:  # noqa: N802
-            if self.path != "/invocations":
-                return self._send(404, {"error_code": "ENDPOINT_NOT_FOUND", "message": f"no endpoint {self.path}"})
+        def _body(self) -> bytes | None:
             ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
             if ctype != "application/json":
-                return self._send(415, {"error_code": "BAD_REQUEST",
-                                        "message": f"content type {ctype or 'none'!r}: send application/json"})
+                self._send(415, {"error_code": "BAD_REQUEST",
+                                 "message": f"content type {ctype or 'none'!r}: send application/json"})
+                return None
             try:
                 length = int(self.headers.get("Content-Length") or "0")
             except ValueError:
                 length = -1
             if not 0 < length <= MAX_BODY_BYTES:
-                return self._send(400 if length <= 0 else 413, {
+                self._send(400 if length <= 0 else 413, {
                     "error_code": "BAD_REQUEST",
                     "message": f"a body of 1..{MAX_BODY_BYTES:,} bytes is needed (Content-Length {length})"})
+                return None
+            return self.rfile.read(length)
+
+        def do_POST(self) -> None:  # noqa: N802
+            if self.path not in ("/invocations", "/draw"):
+                return self._send(404, {"error_code": "ENDPOINT_NOT_FOUND", "message": f"no endpoint {self.path}"})
+            body = self._body()
+            if body is None:
+                return
+            served = models.current  # one model for the whole answer, whatever moves meanwhile
             try:
-                pixels = parse_rows(self.rfile.read(length))
-            except BadRequest as exc:
+                if self.path == "/draw":
+                    image = to_mnist(read_drawing(body))  # (28, 28)
+                    pixels = image.reshape(1, INPUT_NODES)
+                else:
+                    pixels = parse_rows(body)
+            except (BadRequest, EmptyDrawing) as exc:
                 return self._send(400, {"error_code": "BAD_REQUEST", "message": str(exc)})
+            if served is None:
+                return self._not_ready()
             with lock:
                 predictions = predict(served.network, pixels)
-            self._send(200, {"predictions": predictions, "model_version": served.version})
+            answer = {"predictions": predictions, "model_name": served.name, "model_version": served.version}
+            if self.path == "/draw":
+                answer["image"] = image.tolist()
+            self._send(200, answer, served)
 
-    httpd = ThreadingHTTPServer((host, port), Handler)
-    httpd.daemon_threads = True
+    httpd = _Server((host, port), Handler)
     return httpd
 
 
-def serve(model_uri: str, host: str = "127.0.0.1", port: int = 5001) -> None:
-    """``mynn serve-model``: load the model, print where it is served, answer until Ctrl-C."""
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # the listen backlog (socketserver's default is 5): 200 clients connecting at once
+
+
+def serve(model_uri: str, host: str = "127.0.0.1", port: int = 5001, poll_seconds: float = 5.0) -> None:
+    """``mynn serve-model``: serve ``model_uri`` (following its alias), print where, answer until
+    Ctrl-C or SIGTERM."""
+    import signal
+
+    from tracking.following import Follower
     from tracking.store import check_reachable, tracking_uri
 
-    check_reachable(tracking_uri())
-    served = load(model_uri)
-    httpd = make_server(served, host, port)
-    print(f"serving {model_uri} (version {served.version}) on http://{host}:{httpd.server_port}", flush=True)
+    uri = tracking_uri()
+    check_reachable(uri)
+    follower = Follower(model_uri, uri, poll_seconds).start()
+    httpd = make_server(follower, host, port)
+    now = follower.current
+    print(f"serving {model_uri} ({f'version {now.version}' if now else 'no version yet: waiting for it'}) on "
+          f"http://{host}:{httpd.server_port}: the drawing page at /, MLflow's scoring API at /invocations", flush=True)
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_term)
     try:
         httpd.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        follower.stop()
         httpd.server_close()
