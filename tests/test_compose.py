@@ -23,7 +23,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
-SERVICES = {"postgres", "mlflow", "prefect", "worker"}
+SERVICES = {"postgres", "mlflow", "prefect", "worker", "model"}
 PASSWORD_VARS = ("POSTGRES_PASSWORD", "PREFECT_DB_PASSWORD", "MLFLOW_DB_PASSWORD", "OPTUNA_DB_PASSWORD")
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|AUTH_STRING")
 
@@ -117,14 +117,15 @@ def _command(service: dict) -> list[str]:
 # --------------------------------------------------------------------- rendered by compose
 
 
-def test_config_has_the_four_services(config):
+def test_config_has_the_five_services(config):
     assert set(config["services"]) == SERVICES
 
 
-def test_only_the_two_uis_are_published_on_loopback(config):
+def test_only_the_two_uis_and_the_model_page_are_published_on_loopback(config):
     published = {name: _ports(svc) for name, svc in config["services"].items() if _ports(svc)}
     assert published == {"mlflow": [("127.0.0.1", "5000", "5000")],
-                         "prefect": [("127.0.0.1", "4200", "4200")]}
+                         "prefect": [("127.0.0.1", "4200", "4200")],
+                         "model": [("127.0.0.1", "5001", "5001")]}
 
 
 def test_every_service_has_a_health_check(config):
@@ -136,7 +137,8 @@ def test_every_service_has_a_health_check(config):
 
 def test_dependencies_wait_for_healthy_services(config):
     services = config["services"]
-    expected = {"mlflow": {"postgres"}, "prefect": {"postgres"}, "worker": {"prefect", "mlflow", "postgres"}}
+    expected = {"mlflow": {"postgres"}, "prefect": {"postgres"}, "worker": {"prefect", "mlflow", "postgres"},
+                "model": {"mlflow"}}
     for name, deps in expected.items():
         depends_on = services[name].get("depends_on")
         assert isinstance(depends_on, dict) and set(depends_on) == deps, (name, depends_on)
@@ -164,8 +166,13 @@ def test_restart_policy_and_wiring(config):
     for name, svc in services.items():
         assert svc.get("restart") == "unless-stopped", name
     assert services["postgres"]["image"].startswith("postgres:16")
-    for name in ("mlflow", "prefect", "worker"):
+    for name in ("mlflow", "prefect", "worker", "model"):
         assert services[name].get("build"), f"{name} is not built from this repository"
+    assert _command(services["model"])[:2] == ["mynn", "serve-model"]
+    assert "models:/mynn@champion" in _command(services["model"])
+    assert _environment(services["model"])["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert services["model"]["healthcheck"]["test"][-1] == "http://127.0.0.1:5001/health"
+    assert not set(services["model"].get("networks") or {}) & {"db"}  # no database for the model server
 
     values = _env_example()
     mlflow_cmd = " ".join(_command(services["mlflow"]))
