@@ -105,6 +105,9 @@ def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.command == "serve":
         from flows.ops import DEFAULT_RETRAIN_CRON, check_cron
 
+        if args.watch_every < 0:
+            parser.error(f"--watch-every: must be 0 (no watch runs) or more (got {args.watch_every})")
+
         args.cron = None if args.no_schedule else (args.retrain_cron or DEFAULT_RETRAIN_CRON)
         try:
             check_cron(args.cron)

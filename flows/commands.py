@@ -107,7 +107,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     elif cmd == "serve":
         from flows.ops import serve
 
-        serve(args.cron, args.source, args.workers, args.limit)
+        serve(args.cron, args.source, args.workers, args.limit, args.watch_every or None)
     elif cmd == "server":
         _server(args.action)
     elif cmd == "serve-model":

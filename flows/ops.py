@@ -5,7 +5,9 @@ job, with a cron schedule for retraining (weekly by default; ``--retrain-cron`` 
 ``--no-schedule`` turns it off: a scheduled run moves the alias only to a model significantly
 better than the champion, McNemar's test on the same test set); the experiments
 ``mynn-sweep/sweep``, ``mynn-reproduce/reproduce`` and (with the ``tune`` extra) ``mynn-tune/tune``;
-``mynn-reconcile/reconcile``, every 10 minutes closing MLflow runs whose flow run ended badly.
+``mynn-reconcile/reconcile``, every 10 minutes closing MLflow runs whose flow run ended badly;
+``mynn-watch/watch``, every 5 minutes (``--watch-every``), which emits ``mynn.data.changed`` when the
+source's data is not the champion's: the train deployment's trigger retrains on it (flows.events).
 
 Each deployment's "Run" form in the UI is built from the flows' pydantic-typed parameters, with
 titles, descriptions, defaults and bounds; Prefect refuses out-of-range values before anything runs.
@@ -25,8 +27,7 @@ from mynn.sources import redact_url
 from tracking.reconcile import Closed, reconcile
 from tracking.store import tracking_uri
 
-DEFAULT_RETRAIN_CRON = "0 3 * * 1"  # Mondays 03:00
-RECONCILE_EVERY_SECONDS = 600
+from flows.deployments import DEFAULT_RETRAIN_CRON, WATCH_EVERY_SECONDS, deployments
 
 
 @flow(name="mynn-reconcile")
@@ -65,37 +66,6 @@ def reconcile_runs(dry_run: bool = False) -> list[Closed]:
     return reconcile(tracking_uri(), flow_run_state, dry_run=dry_run, mark_crashed=mark_crashed)
 
 
-def deployments(retrain_cron: str | None = DEFAULT_RETRAIN_CRON, source: str = "shipped", workers: int = 2):
-    """The RunnerDeployments that ``mynn serve`` serves."""
-    from flows.reproduce import reproduce_flow
-    from flows.runners import task_runner
-    from flows.sweep_flow import sweep_flow
-    from flows.train_flow import train_flow
-
-    return [
-        train_flow.to_deployment(
-            name="train", cron=retrain_cron, parameters={"source": source}, tags=["mynn"],
-            description="Train the book's network (download -> preprocess -> train -> evaluate -> register). "
-                        "Scheduled runs retrain and promote only a significantly better model."),
-        sweep_flow.with_options(task_runner=task_runner(workers)).to_deployment(
-            name="sweep", parameters={"source": source}, tags=["mynn"],
-            description="Train every combination of a grid: one parent run, a child per point."),
-        reproduce_flow.with_options(task_runner=task_runner(workers)).to_deployment(
-            name="reproduce", parameters={"source": source}, tags=["mynn"],
-            description="The book's whole table over several seeds, with a report beside the book's numbers."),
-        reconcile_flow.to_deployment(name="reconcile", interval=RECONCILE_EVERY_SECONDS, tags=["mynn"],
-                                     description="Close MLflow runs whose flow run ended badly."),
-    ] + _tune(source, workers)
-
-
-def _tune(source: str, workers: int) -> list:
-    """The tune deployment, when Optuna (the ``tune`` extra) is installed."""
-    from importlib import import_module
-    from importlib.util import find_spec
-
-    return [import_module("flows.tune_flow").deployment(source, workers)] if find_spec("optuna") else []
-
-
 def check_cron(cron: str | None) -> None:
     """ValueError unless ``cron`` (if given) is a cron expression Prefect accepts."""
     from prefect.client.schemas.schedules import CronSchedule
@@ -114,11 +84,11 @@ POLL_SECONDS = 1
 
 
 def serve(retrain_cron: str | None = DEFAULT_RETRAIN_CRON, source: str = "shipped", workers: int = 2,
-          limit: int | None = None) -> None:
+          limit: int | None = None, watch_seconds: float | None = WATCH_EVERY_SECONDS) -> None:
     """Serve the deployments until interrupted (Ctrl-C or SIGTERM); then pause their schedules."""
     from prefect import serve as prefect_serve
 
-    served = deployments(retrain_cron, source, workers)
+    served = deployments(retrain_cron, source, workers, watch_seconds)
     try:
         prefect_serve(*served, limit=limit, query_seconds=POLL_SECONDS, pause_on_shutdown=False)
     finally:

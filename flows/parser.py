@@ -162,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
                                            "03:00)"),
              ("--no-schedule", False, "no scheduled retraining", {"action": "store_true"}),
              ("--source", "shipped", "data source of the deployments (default: shipped)"),
+             ("--watch-every", 300.0, "seconds between the watch flow's looks at the source's data; a change "
+                                      "starts a training (default: 300; 0: no watch runs)", {"type": float}),
              ("--workers", 2, "parallel points of sweeps (default: 2)", {"type": int}),
              ("--limit", None, "at most this many flow runs at once", {"type": int}))
 

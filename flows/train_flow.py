@@ -12,7 +12,7 @@ import time
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from flows import artifacts, tasks
+from flows import artifacts, events, tasks
 from flows.params import Alias, Alpha, ExperimentName, ModelName, Promotion, TrainConfig, to_network_config
 from mynn import paths
 from mynn.sources import redact_url
@@ -71,6 +71,8 @@ def train_flow(
         trained = tasks.train(data, cfg, uri, run_id)
         ev = tasks.evaluate(trained, data, uri, run_id)
         reg = tasks.register(trained, data, ev.performance, uri, run_id, model_name, alias, promotion, alpha)
+        if reg.promoted:  # (serving apps following the alias pick it up; automations may act on it)
+            events.emit_promoted(reg, run_id, data)
         pipeline_seconds = time.perf_counter() - t0
         log_metrics(uri, run_id, {"timing/pipeline_seconds": pipeline_seconds})
     summary = {

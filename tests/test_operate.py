@@ -53,7 +53,7 @@ def serving_stack(backend: str, root: Path):
         stack = {"backend": backend, "root": root, "mlflow": mlflow, "prefect": prefect}
         serve_log = root / "serve.log"
         serve = subprocess.Popen([str(BIN / "mynn"), "serve", "--source", "shipped-small", "--retrain-cron",
-                                  RETRAIN_CRON], env=_env(stack), stdout=open(serve_log, "wb"),
+                                  RETRAIN_CRON, "--watch-every", "0"], env=_env(stack), stdout=open(serve_log, "wb"),
                                  stderr=subprocess.STDOUT, start_new_session=True)
         stoppers.append(Server("serve", "", serve, serve_log).stop)
         stack["serve_log"] = serve_log
@@ -72,7 +72,7 @@ def _prefect_client(stack):
 
 def _wait_for_deployments(stack, serve: subprocess.Popen, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
-    names = ["mynn-train/train", "mynn-sweep/sweep", "mynn-reproduce/reproduce", "mynn-reconcile/reconcile", "mynn-tune/tune"]
+    names = ["mynn-train/train", "mynn-sweep/sweep", "mynn-reproduce/reproduce", "mynn-reconcile/reconcile", "mynn-tune/tune", "mynn-watch/watch"]
     with _prefect_client(stack) as client:
         while time.monotonic() < deadline:
             if serve.poll() is not None:

@@ -15,14 +15,14 @@ from tests.servers import BIN, QUIET_ENV, Server, start_prefect
 from tests.test_operate import _wait_for_deployments
 
 pytestmark = pytest.mark.timeout(600)
-NAMES = ["mynn-train/train", "mynn-sweep/sweep", "mynn-reproduce/reproduce", "mynn-reconcile/reconcile", "mynn-tune/tune"]
+NAMES = ["mynn-train/train", "mynn-sweep/sweep", "mynn-reproduce/reproduce", "mynn-reconcile/reconcile", "mynn-tune/tune", "mynn-watch/watch"]
 
 
 def _serve(root, prefect: Server, name: str) -> tuple[subprocess.Popen, dict]:
     env = {**os.environ, **QUIET_ENV, "PREFECT_API_URL": prefect.url, "MYNN_CACHE_DIR": str(root / "cache"),
            "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "MYNN_RUNS_DIR": str(root / "runs")}
     log = root / f"{name}.log"
-    proc = subprocess.Popen([str(BIN / "mynn"), "serve", "--source", "shipped-small"], env=env,
+    proc = subprocess.Popen([str(BIN / "mynn"), "serve", "--source", "shipped-small", "--watch-every", "0"], env=env,
                             stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
     stack = {"prefect": prefect, "serve_log": log}
     _wait_for_deployments(stack, proc)

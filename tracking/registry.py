@@ -101,6 +101,17 @@ def _data_of_version(client: MlflowClient, mv) -> tuple[str | None, str | None]:
     return train, test
 
 
+def champion_data(uri: str, model_name: str, alias: str) -> dict | None:
+    """What the champion was trained and tested on: {version, run_id, train_digest,
+    test_digest}; None while the alias names no version."""
+    client = store.client(uri)
+    mv = champion(client, model_name, alias)
+    if mv is None:
+        return None
+    train, test = _data_of_version(client, mv)
+    return {"version": str(mv.version), "run_id": mv.run_id, "train_digest": train, "test_digest": test}
+
+
 def _correct(net: Network, test_pixels: np.ndarray, test_labels: np.ndarray) -> np.ndarray:
     """Per-record correctness (m,) bool of ``net`` on raw uint8 pixels."""
     return net.predict(scale_inputs(test_pixels, net.config.dtype)) == np.asarray(test_labels)
