@@ -92,7 +92,7 @@ def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.command in ("sweep", "reproduce", "tune"):
         from flows.runners import task_runner
 
-        args.runner = task_runner(args.workers, args.dask_address)  # MissingExtraError without prefect-dask
+        args.runner = task_runner(args.workers, args.dask_address, args.processes)  # MissingExtraError without prefect-dask
     if args.command == "serve-model":
         from tracking.serving import parse_model_uri
 

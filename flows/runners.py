@@ -19,9 +19,14 @@ class MissingExtraError(RuntimeError):
     """An option needs an optional part of mynn that is not installed; the message says how to add it."""
 
 
-def task_runner(workers: int = DEFAULT_WORKERS, dask_address: str | None = None):
-    """``workers`` threads of this process, or the Dask cluster at ``dask_address``
+def task_runner(workers: int = DEFAULT_WORKERS, dask_address: str | None = None, processes: bool = False):
+    """``workers`` threads of this process, ``workers`` processes (``processes``: Prefect's
+    process pool, for isolation; each pays its imports), or the Dask cluster at ``dask_address``
     (needs the ``dask`` extra: ``pip install 'mynn[dask]'``)."""
+    if processes and not dask_address:
+        from prefect.task_runners import ProcessPoolTaskRunner
+
+        return ProcessPoolTaskRunner(max_workers=workers)
     if dask_address:
         try:
             from prefect_dask import DaskTaskRunner

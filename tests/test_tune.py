@@ -244,3 +244,15 @@ def test_a_study_in_postgresql_as_in_the_compose_stack(tracking_env, monkeypatch
         assert not (tracking_env.db.parent / "mlflow-optuna.db").exists()  # nothing went beside the SQLite store
     finally:
         pg.stop()
+
+
+def test_trials_in_a_local_process_pool(tracking_env):
+    from tracking.owner import TAG_PID
+
+    out = tune("t-tune-procs", runner=task_runner(2, processes=True), trials=3, sampler="random", pruner="none")
+    _, parents, kids = runs_of(tracking_env, "t-tune-procs")
+    assert parents[0].info.status == "FINISHED" and len(kids) == 3 and out["trials"] == 3
+    assert all(r.info.status == "FINISHED" for r in kids)
+    pids = {r.data.tags[TAG_PID] for r in kids}
+    assert str(os.getpid()) not in pids  # trained in the pool's processes, not in the flow's
+    assert len(counted(study_of(tracking_env, out["study"]))) == 3
