@@ -256,3 +256,16 @@ def test_trials_in_a_local_process_pool(tracking_env):
     pids = {r.data.tags[TAG_PID] for r in kids}
     assert str(os.getpid()) not in pids  # trained in the pool's processes, not in the flow's
     assert len(counted(study_of(tracking_env, out["study"]))) == 3
+
+
+def test_a_study_whose_first_start_made_no_parent_run_is_refused_on_resume(tracking_env):
+    from mynn import search
+    from tracking import studies
+
+    dims = search.space(SPACE)
+    ref = studies.StudyRef("orphan", storage_url(tracking_env.uri), dims, NetworkConfig(validation_records=30),
+                           "random", "none", 3)
+    meta = {"space": search.describe(dims)}
+    studies.open_study(ref, meta, resume=False)  # made, then the parent run never was
+    with pytest.raises(StudyError, match="'orphan' has no parent run .* another --study name"):
+        studies.open_study(ref, meta, resume=True)

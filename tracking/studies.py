@@ -144,6 +144,9 @@ def open_study(ref: StudyRef, meta: dict, resume: bool) -> tuple[optuna.Study, b
             study.set_user_attr(key, value)
         return study, False
     study = load(ref)
+    if "parent_run_id" not in study.user_attrs:
+        raise StudyError(f"study {ref.name!r} has no parent run (its first start failed before making one): "
+                         "start it under another --study name")
     for key, value in meta.items():
         if key != "parent_run_id" and study.user_attrs.get(key) != value:
             raise StudyError(f"study {ref.name!r} was made with {key} {study.user_attrs.get(key)!r}, not {value!r}: "
