@@ -25,7 +25,7 @@ from mynn import paths
 from mynn.config import NetworkConfig
 from mynn.encoding import scale_inputs
 from mynn.network import Network
-from tests.test_operate import SCREENSHOTS, _browser, _need_browser
+from tests.test_operate import SCREENSHOTS, _browser, _need_browser, _until as until
 from tests.test_serving import free_port, stop
 from tracking.runs import start_run
 from tracking.store import ensure_experiment
@@ -45,16 +45,6 @@ def call(url: str, body: dict | None = None, timeout: float = 30) -> tuple[int, 
             return resp.status, json.loads(resp.read()), dict(resp.headers)
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read()), dict(err.headers)
-
-
-def until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise TimeoutError(f"{what}: not within {timeout} s")
 
 
 @pytest.fixture(scope="module")
